@@ -1,0 +1,1 @@
+"""The agent layer: protocol, routing, turns, the event bus and log."""

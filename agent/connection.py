@@ -1,0 +1,123 @@
+"""One client's WebSocket connection to a session, independent of the web framework.
+
+Shape (as in Quart's chat example): a receive task parses and dispatches
+client frames; the send loop drains the connection's bounded outbox; the
+receive task is cancelled and awaited when the send loop ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from agent.bus import SessionChannel, Subscriber, coalesce
+from agent.protocol import (
+    Cancel,
+    ClientFrame,
+    ConfirmationReply,
+    Connected,
+    Error,
+    ErrorCode,
+    HumanReply,
+    Ping,
+    Pong,
+    ProtocolError,
+    UserMessage,
+    parse_client_frame,
+)
+from agent.runtime import Runtime
+from agent.skills import SessionContext
+from agent.turns import TurnRejected
+
+log = logging.getLogger(__name__)
+
+#: Close code for a client that fell too far behind; it should reconnect with last_seq.
+CLOSE_TOO_SLOW = 4008
+
+
+class ChatConnection:
+    def __init__(
+        self,
+        runtime: Runtime,
+        session: SessionContext,
+        channel: SessionChannel,
+        send: Callable[[str], Awaitable[None]],
+        receive: Callable[[], Awaitable[str | bytes]],
+    ) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.channel = channel
+        self._send = send
+        self._receive = receive
+        self.outbox = Subscriber(runtime.settings.client_queue_size)
+
+    async def serve(self) -> tuple[int, str] | None:
+        """Run until the client leaves; returns a close code and reason to send, if any."""
+        self.channel.subscribers.add(self.outbox)
+        # Subscribing and sending `connected` happen in one step, so the first live
+        # event the client sees is exactly the one after `last_seq`.
+        self.channel.send_to(
+            self.outbox,
+            Connected(last_seq=self.channel.last_seq, model=self.runtime.settings.model),
+        )
+        receiver = asyncio.create_task(self._receive_loop())
+        try:
+            while not receiver.done():
+                items = await self._next_items(receiver)
+                if self.outbox.overflowed:
+                    return CLOSE_TOO_SLOW, "client too slow; reconnect with last_seq"
+                for item in coalesce(items):
+                    await self._send(item.frame)
+            return None
+        finally:
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+            self.channel.subscribers.discard(self.outbox)
+            self.runtime.bus.release(
+                self.session.session_id,
+                busy=self.runtime.turns.is_running(self.session.session_id),
+            )
+
+    async def _next_items(self, receiver: asyncio.Task[None]) -> list:
+        drain = asyncio.ensure_future(self.outbox.drain())
+        try:
+            await asyncio.wait({drain, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not drain.done():
+                drain.cancel()
+        # A cancelled drain took nothing: frames leave the outbox only when it completes.
+        return drain.result() if drain.done() and not drain.cancelled() else []
+
+    async def _receive_loop(self) -> None:
+        settings = self.runtime.settings
+        while True:
+            raw = await self._receive()
+            try:
+                frame = parse_client_frame(
+                    raw, max_chars=settings.max_message_chars, max_bytes=settings.max_frame_bytes
+                )
+                await self._dispatch(frame)
+            except (ProtocolError, TurnRejected) as exc:
+                self._reply(Error(code=exc.code, message=exc.message))
+            except Exception:
+                log.exception("failed to handle a frame in session %s", self.session.session_id)
+                self._reply(
+                    Error(code=ErrorCode.internal, message="the server failed on that frame")
+                )
+
+    def _reply(self, event: Error | Pong) -> None:
+        self.channel.send_to(self.outbox, event)
+
+    async def _dispatch(self, frame: ClientFrame) -> None:
+        match frame:
+            case Ping():
+                self._reply(Pong())
+            case UserMessage(content=content):
+                await self.runtime.turns.start(self.session, content)
+            case Cancel():
+                self.runtime.turns.cancel(self.session.session_id)
+            case ConfirmationReply(request_id=request_id) | HumanReply(request_id=request_id):
+                raise ProtocolError(
+                    ErrorCode.unknown_request, f"no open request with id {request_id!r}"
+                )

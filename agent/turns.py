@@ -1,0 +1,209 @@
+"""Turns: one at a time per session, owned by the server, not by a connection.
+
+A turn runs in its own task, so it survives its client's disconnect. Every
+frame it produces goes through the session's channel; the turn's end (the
+``final_answer`` or ``error`` frame) is published in the same step that frees
+the session, so a client that reacts to it can start the next turn at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from agent.bus import EventBus, SessionChannel
+from agent.llm import ChatMessage, ModelError, ModelRequest, ReasoningDelta, TextDelta
+from agent.protocol import Error as ErrorEvent
+from agent.protocol import ErrorCode, FinalAnswer, ServerEvent, SkillMatchEvent, Thinking, Token
+from agent.router import Router
+from agent.skills import SessionContext
+from models import Message, MessageStatus
+from plugins.manager import PluginHost
+
+log = logging.getLogger(__name__)
+
+HISTORY_MESSAGES = 50
+
+
+class TurnRejected(Exception):
+    """A client asked for something the turn state does not allow."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Turn:
+    id: str
+    session: SessionContext
+    content: str
+    channel: SessionChannel
+    parts: list[str] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    cancelling: bool = False
+
+    def emit(self, event: ServerEvent) -> None:
+        event.turn_id = self.id
+        self.channel.publish(event)
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.parts)
+
+
+class TurnRunner:
+    def __init__(self, plugins: PluginHost, bus: EventBus, model_name: str) -> None:
+        self.plugins = plugins
+        self.bus = bus
+        self.router = Router(plugins)
+        self.model_name = model_name
+        self._active: dict[str, Turn] = {}
+
+    def is_running(self, session_id: str) -> bool:
+        return session_id in self._active
+
+    async def start(self, session: SessionContext, content: str) -> Turn:
+        """Start a turn for *content*.
+
+        :raises TurnRejected: ``busy`` while the session's previous turn runs.
+        """
+        channel = await self.bus.channel(session.session_id)
+        running = self._active.get(session.session_id)
+        if running is not None and running.cancelling and running.task is not None:
+            # A message right after a cancel waits for the cancelled turn to close.
+            await asyncio.gather(running.task, return_exceptions=True)
+        if session.session_id in self._active:
+            raise TurnRejected(ErrorCode.busy, "a turn is already running in this session")
+        turn = Turn(id=uuid.uuid4().hex, session=session, content=content, channel=channel)
+        self._active[session.session_id] = turn
+        turn.task = asyncio.create_task(self._run(turn), name=f"turn-{turn.id}")
+        turn.task.add_done_callback(lambda _: self._free(turn))
+        # Let the task enter its try block, so that a cancel arriving right after
+        # this still finds a turn that can record how it ended.
+        await asyncio.sleep(0)
+        return turn
+
+    def cancel(self, session_id: str) -> Turn:
+        """Cancel the running turn; it ends with ``error`` ``cancelled``.
+
+        :raises TurnRejected: ``no_active_turn`` when nothing runs.
+        """
+        turn = self._active.get(session_id)
+        if turn is None or turn.task is None or turn.task.done() or turn.cancelling:
+            raise TurnRejected(ErrorCode.no_active_turn, "there is no running turn to cancel")
+        # Cancel once only: a second cancel could interrupt the first one's cleanup.
+        turn.cancelling = True
+        turn.task.cancel()
+        return turn
+
+    async def cancel_and_wait(self, session_id: str) -> None:
+        turn = self._active.get(session_id)
+        if turn is None or turn.task is None:
+            return
+        if not turn.cancelling:
+            self.cancel(session_id)
+        await asyncio.gather(turn.task, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Cancel every running turn and wait for them to record how they ended."""
+        for session_id in list(self._active):
+            await self.cancel_and_wait(session_id)
+
+    # ── the turn itself ──
+
+    async def _run(self, turn: Turn) -> None:
+        status = MessageStatus.error
+        try:
+            await Message.create(
+                session_id=turn.session.session_id,
+                turn_id=turn.id,
+                role="user",
+                content=turn.content,
+            )
+            await self.plugins.call_each(
+                "on_turn_start", session=turn.session, turn_id=turn.id, message=turn.content
+            )
+            await self._answer(turn)
+            status = MessageStatus.complete
+            stored = await self._store_answer(turn, status)
+            self._end(turn, FinalAnswer(content=turn.answer, message_id=stored.id))
+        except asyncio.CancelledError:
+            status = MessageStatus.cancelled
+            await self._store_answer(turn, status)
+            self._end(turn, ErrorEvent(code=ErrorCode.cancelled, message="turn cancelled"))
+            raise
+        except ModelError as exc:
+            await self._store_answer(turn, status)
+            self._end(
+                turn,
+                ErrorEvent(code=ErrorCode.model_error, message=str(exc), retryable=exc.retryable),
+            )
+        except Exception:
+            log.exception("turn %s failed", turn.id)
+            await self._store_answer(turn, status)
+            self._end(
+                turn,
+                ErrorEvent(code=ErrorCode.internal, message="the turn failed; see the server log"),
+            )
+        finally:
+            # Whatever happened, the session must be free again.
+            self._free(turn)
+            await self.plugins.call_each(
+                "on_turn_end",
+                session=turn.session,
+                turn_id=turn.id,
+                status=status.value,
+                answer=turn.answer,
+            )
+            await self.bus.log.flush()
+
+    async def _answer(self, turn: Turn) -> None:
+        matches = await self.router.match(turn.content, turn.session)
+        for match in matches:
+            turn.emit(
+                SkillMatchEvent(
+                    skill=match.skill,
+                    matched=match.matched,
+                    score=match.score,
+                    source=match.source,
+                )
+            )
+        request = ModelRequest(messages=await self._history(turn), skills=matches)
+        model = self.plugins.model(self.model_name)
+        async for output in model.stream(request):
+            if isinstance(output, TextDelta):
+                turn.parts.append(output.text)
+                turn.emit(Token(content=output.text))
+            elif isinstance(output, ReasoningDelta):
+                turn.emit(Thinking(content=output.text))
+
+    async def _history(self, turn: Turn) -> list[ChatMessage]:
+        rows = (
+            await Message.filter(session_id=turn.session.session_id)
+            .order_by("-id")
+            .limit(HISTORY_MESSAGES)
+            .values_list("role", "content")
+        )
+        return [ChatMessage(role=role, content=content) for role, content in reversed(rows)]
+
+    async def _store_answer(self, turn: Turn, status: MessageStatus) -> Message:
+        return await Message.create(
+            session_id=turn.session.session_id,
+            turn_id=turn.id,
+            role="assistant",
+            content=turn.answer,
+            status=status,
+        )
+
+    def _free(self, turn: Turn) -> None:
+        if self._active.get(turn.session.session_id) is turn:
+            del self._active[turn.session.session_id]
+
+    def _end(self, turn: Turn, event: ServerEvent) -> None:
+        # Free the session and publish the last frame with no await in between.
+        self._free(turn)
+        turn.emit(event)

@@ -1,0 +1,47 @@
+"""Quartet's application factory; ``hypercorn app:app`` serves the default app."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart
+from quart_schema import QuartSchema
+
+from agent.runtime import Runtime
+from blueprints import chat, health, keys, plugins, sessions, skills
+from blueprints.errors import register_error_handlers
+from plugins.manager import build_plugin_host
+from settings import Settings
+
+
+def create_app(
+    settings: Settings | None = None, *, extra_plugins: list[object] | None = None
+) -> Quart:
+    """Build the app: settings, plugins, services, blueprints.
+
+    :param settings: defaults to :class:`Settings` read from the environment.
+    :param extra_plugins: plugin objects registered after all others (for tests).
+    """
+    settings = settings or Settings()
+    app = Quart(__name__)
+    # Bodies larger than this are refused with 413 before they are read.
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    QuartSchema(
+        app,
+        info={"title": "Quartet", "version": "1"},
+        security_schemes={"key": {"type": "apiKey", "name": "X-API-Key", "in_": "header"}},
+        security=[{"key": []}],
+    )
+    runtime = Runtime(settings, build_plugin_host(settings.plugins_file, extra=extra_plugins))
+    app.extensions["quartet"] = runtime
+    app.before_serving(runtime.startup)
+    app.after_serving(runtime.shutdown)
+    register_error_handlers(app)
+    for blueprint in (health.bp, keys.bp, sessions.bp, skills.bp, plugins.bp, chat.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+# hypercorn looks the app up with eval(), so it must exist at import time.
+app = create_app()

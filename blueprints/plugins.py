@@ -1,0 +1,17 @@
+"""What is loaded: plugins, their hooks, skills and models."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+from blueprints import runtime
+from blueprints.auth import load_key
+
+bp = Blueprint("plugins", __name__, url_prefix="/api/v1/plugins")
+bp.before_request(load_key)
+
+
+@bp.get("")
+async def list_plugins() -> dict:
+    rt = runtime()
+    return {"plugins": rt.plugins.describe(), "model": rt.settings.model}

@@ -1,0 +1,132 @@
+"""Keyword skills over REST; each is registered into the plugin manager too.
+
+A REST skill is visible only to sessions of the key that made it; plugin
+skills are visible to all and cannot be changed here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from quart import Blueprint
+from quart_schema import validate_request, validate_response
+from tortoise.exceptions import IntegrityError
+
+from agent.runtime import skill_spec
+from agent.skills import SkillSpec
+from blueprints import runtime
+from blueprints.auth import current_key, load_key
+from blueprints.errors import ApiError, Conflict, Forbidden, NotFound
+from models import Skill
+
+bp = Blueprint("skills", __name__, url_prefix="/api/v1/skills")
+bp.before_request(load_key)
+
+
+class SkillOut(SkillSpec):
+    source: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, skill: Skill) -> SkillOut:
+        return cls(
+            **skill_spec(skill).model_dump(),
+            source="rest",
+            created_at=skill.created_at,
+            updated_at=skill.updated_at,
+        )
+
+
+class SkillList(BaseModel):
+    items: list[SkillOut]
+
+
+def plugin_skill(name: str) -> SkillOut | None:
+    skill = runtime().plugins.plugin_skills.get(name)
+    if skill is None:
+        return None
+    return SkillOut(**skill.spec.model_dump(), source=skill.source)
+
+
+def refuse_plugin_name(name: str) -> None:
+    if name in runtime().plugins.plugin_skills:
+        raise Conflict(f"skill {name!r} is provided by a plugin")
+
+
+async def save(spec: SkillSpec, skill: Skill | None) -> Skill:
+    owner_id = current_key().id
+    fields = spec.model_dump(exclude={"name"}, mode="json")
+    if skill is None:
+        skill = await Skill.create(owner_id=owner_id, name=spec.name, **fields)
+    else:
+        await skill.update_from_dict(fields).save()
+    runtime().plugins.register_rest_skill(owner_id, spec)
+    return skill
+
+
+@bp.post("")
+@validate_request(SkillSpec)
+@validate_response(SkillOut, 201)
+async def create_skill(data: SkillSpec) -> tuple[SkillOut, int]:
+    refuse_plugin_name(data.name)
+    if await Skill.exists(owner_id=current_key().id, name=data.name):
+        raise Conflict(
+            f"skill {data.name!r} already exists; PUT /api/v1/skills/{data.name} replaces it"
+        )
+    try:
+        skill = await save(data, None)
+    except IntegrityError:  # a concurrent POST of the same name won
+        raise Conflict(f"skill {data.name!r} already exists") from None
+    return SkillOut.of(skill), 201
+
+
+class SkillPut(SkillSpec):
+    name: str | None = None  # type: ignore[assignment]
+
+
+@bp.put("/<name>")
+@validate_request(SkillPut)
+@validate_response(SkillOut, 200)
+async def put_skill(name: str, data: SkillPut) -> tuple[SkillOut, int]:
+    """Create or replace a skill by name."""
+    if data.name is not None and data.name != name:
+        raise ApiError(f"field 'name': {data.name!r} does not match the URL's {name!r}")
+    spec = SkillSpec.model_validate({**data.model_dump(), "name": name})
+    refuse_plugin_name(name)
+    existing = await Skill.get_or_none(owner_id=current_key().id, name=name)
+    skill = await save(spec, existing)
+    return SkillOut.of(skill), 200 if existing else 201
+
+
+@bp.get("")
+@validate_response(SkillList)
+async def list_skills() -> SkillList:
+    plugins = runtime().plugins.plugin_skills
+    items = [SkillOut(**s.spec.model_dump(), source=s.source) for s in plugins.values()]
+    items += [SkillOut.of(s) for s in await Skill.filter(owner_id=current_key().id)]
+    return SkillList(items=sorted(items, key=lambda s: s.name))
+
+
+@bp.get("/<name>")
+@validate_response(SkillOut)
+async def get_skill(name: str) -> SkillOut:
+    if found := plugin_skill(name):
+        return found
+    skill = await Skill.get_or_none(owner_id=current_key().id, name=name)
+    if skill is None:
+        raise NotFound(f"no skill {name!r}")
+    return SkillOut.of(skill)
+
+
+@bp.delete("/<name>")
+async def delete_skill(name: str) -> tuple[str, int]:
+    if plugin_skill(name):
+        raise Forbidden(f"skill {name!r} comes from a plugin; disable the plugin instead")
+    owner_id = current_key().id
+    deleted = await Skill.filter(owner_id=owner_id, name=name).delete()
+    if not deleted:
+        raise NotFound(f"no skill {name!r}")
+    runtime().plugins.unregister_rest_skill(owner_id, name)
+    return "", 204

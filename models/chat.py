@@ -1,0 +1,82 @@
+"""Chat sessions, their messages and their event log."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.auth import ApiKey
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Session(Model):
+    id = fields.CharField(max_length=36, primary_key=True, default=new_session_id)
+    owner: fields.ForeignKeyRelation[ApiKey] = fields.ForeignKeyField(
+        "models.ApiKey", related_name="sessions", on_delete=fields.CASCADE
+    )
+    title = fields.CharField(max_length=200, default="")
+    metadata = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    messages: fields.ReverseRelation[Message]
+    events: fields.ReverseRelation[Event]
+
+    class Meta:
+        table = "sessions"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Session({self.id})"
+
+
+class MessageStatus(StrEnum):
+    complete = "complete"
+    cancelled = "cancelled"
+    error = "error"
+
+
+class Message(Model):
+    id = fields.IntField(primary_key=True)
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="messages", on_delete=fields.CASCADE
+    )
+    turn_id = fields.CharField(max_length=36, null=True)
+    role = fields.CharField(max_length=16)
+    content = fields.TextField()
+    status = fields.CharEnumField(MessageStatus, default=MessageStatus.complete)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "messages"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Message({self.id}, {self.role})"
+
+
+class Event(Model):
+    """One logged server frame, stored as the exact JSON the clients received."""
+
+    id = fields.IntField(primary_key=True)
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="events", on_delete=fields.CASCADE
+    )
+    seq = fields.IntField()
+    type = fields.CharField(max_length=32)
+    turn_id = fields.CharField(max_length=36, null=True)
+    frame = fields.TextField()
+
+    class Meta:
+        table = "events"
+        unique_together = (("session", "seq"),)
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"Event({self.session_id}#{self.seq} {self.type})"

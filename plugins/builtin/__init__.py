@@ -1,0 +1,1 @@
+"""Default plugins: Quartet's own features, shipped as plugins."""

@@ -1,0 +1,1 @@
+"""Example plugins, enabled from plugins.toml; copy one to start your own."""

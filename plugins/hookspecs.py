@@ -1,0 +1,98 @@
+"""Every hook a Quartet plugin may implement: the plugin contract.
+
+``docs/plugins.md`` documents each hook under a heading with its exact
+signature; ``tests/unit/test_docs.py`` fails when the two drift apart.
+Hooks are always called with keyword arguments, so an implementation may
+accept fewer arguments than the spec names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from agent.llm import ChatModel
+    from agent.skills import SessionContext, SkillMatch, SkillSpec
+
+PROJECT = "quartet"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ─── skills ─────────────────────────────────────────────────────────────────
+
+
+@hookspec
+def register_skills() -> list[SkillSpec] | None:
+    """Skills this plugin provides to every session.
+
+    Called once at startup. Each returned spec is matched by its keywords
+    (whole words, case-insensitive) like a REST skill.
+
+    :returns: a list of :class:`agent.skills.SkillSpec`, or ``None``.
+    """
+
+
+@hookspec
+def match_skills(message: str, session: SessionContext) -> list[SkillMatch] | None:
+    """The keyword hook: which skills does this user message call for?
+
+    The router calls every implementation for each user message, before the
+    agent loop runs; each match becomes one ``skill_match`` frame, best
+    score first. May be ``async def``.
+
+    :param message: the user's message text.
+    :param session: the session it was sent in.
+    :returns: a list of :class:`agent.skills.SkillMatch`, or ``None``.
+    """
+
+
+# ─── models ─────────────────────────────────────────────────────────────────
+
+
+@hookspec
+def register_models(register: Callable[[ChatModel], None]) -> None:
+    """Register language models by calling ``register(model)`` for each.
+
+    Called once at startup. A model has a ``name`` (what ``QUARTET_MODEL``
+    selects) and an async ``stream(request)`` generator; see
+    :class:`agent.llm.ChatModel`. A name registered twice is an error.
+    """
+
+
+# ─── turns ──────────────────────────────────────────────────────────────────
+
+
+@hookspec
+def on_turn_start(session: SessionContext, turn_id: str, message: str) -> None:
+    """A turn is about to run, after the user message was stored.
+
+    May be ``async def``. Its return value is ignored; an exception is logged
+    and does not stop the turn.
+    """
+
+
+@hookspec
+def on_turn_end(session: SessionContext, turn_id: str, status: str, answer: str) -> None:
+    """A turn ended; ``status`` is ``complete``, ``cancelled`` or ``error``.
+
+    ``answer`` is the (possibly partial) assistant text that was stored. May
+    be ``async def``; an exception is logged and ignored.
+    """
+
+
+HOOK_NAMES: tuple[str, ...] = (
+    "register_skills",
+    "match_skills",
+    "register_models",
+    "on_turn_start",
+    "on_turn_end",
+)
+
+
+def hook_signatures() -> dict[str, Any]:
+    """The specs by name, for docs and ``GET /api/v1/plugins``."""
+    return {name: globals()[name] for name in HOOK_NAMES}
