@@ -1,0 +1,33 @@
+"""The docs stay in step with the code they describe."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from agent.protocol import render_markdown, splice_docs
+from plugins.hookspecs import HOOK_NAMES, hook_signatures
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_protocol_doc_matches_the_models() -> None:
+    text = (DOCS / "protocol.md").read_text()
+    assert render_markdown() in text, "run: python -m agent.protocol --write"
+    assert splice_docs(text) == text
+
+
+@pytest.mark.parametrize("name", HOOK_NAMES)
+def test_every_hook_is_documented_with_its_signature(name: str) -> None:
+    spec = hook_signatures()[name]
+    signature = str(inspect.signature(spec)).replace("'", "")
+    assert f"### `{name}{signature}`" in (DOCS / "plugins.md").read_text()
+
+
+def test_every_hookspec_is_listed() -> None:
+    import plugins.hookspecs as module
+
+    specs = {n for n, f in vars(module).items() if hasattr(f, "quartet_spec")}
+    assert specs == set(HOOK_NAMES)
