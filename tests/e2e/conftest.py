@@ -134,5 +134,3 @@ async def recv_until(ws, predicate, timeout: float = 30.0) -> list[dict]:
         frames.append(frame)
         if predicate(frame):
             return frames
-
-

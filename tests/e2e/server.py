@@ -21,8 +21,14 @@ class QuartetServer:
     is ours before the server exists: no race for a "free" port.
     """
 
-    def __init__(self, data_dir: Path, *, api_key: str | None = "", env: dict[str, str] | None = None,
-                 app: str = "app:app") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        api_key: str | None = "",
+        env: dict[str, str] | None = None,
+        app: str = "app:app",
+    ) -> None:
         self.data_dir = data_dir
         self.api_key = secrets.token_urlsafe(16) if api_key == "" else api_key
         self.extra_env = env or {}
@@ -56,10 +62,22 @@ class QuartetServer:
         if self.api_key is not None:
             env["QUARTET_API_KEY"] = self.api_key
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hypercorn", "--bind", f"fd://{sock.fileno()}",
-             "--backlog", "2048", self.app],
-            cwd=ROOT, env=env, pass_fds=[sock.fileno()],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "hypercorn",
+                "--bind",
+                f"fd://{sock.fileno()}",
+                "--backlog",
+                "2048",
+                self.app,
+            ],
+            cwd=ROOT,
+            env=env,
+            pass_fds=[sock.fileno()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         sock.close()
         self._reader = threading.Thread(target=self._read_output, daemon=True)

@@ -87,7 +87,9 @@ async def test_connected_frame(ws_helper, api_client) -> None:
 
 async def test_turn_streams_tokens_then_final_answer(ws_helper, api_client) -> None:
     sid = create_session_via_api(api_client)
-    frames = await ws_helper.connect_and_chat(sid, [{"type": "message", "content": "Hello big world"}])
+    frames = await ws_helper.connect_and_chat(
+        sid, [{"type": "message", "content": "Hello big world"}]
+    )
     assert frames[0]["type"] == "connected"
     turn = frames[1:]
     tokens = [f for f in turn if f["type"] == "token"]
@@ -101,7 +103,10 @@ async def test_turn_streams_tokens_then_final_answer(ws_helper, api_client) -> N
     assert {f["type"] for f in frames} <= SEED_TYPES
 
     messages = api_client.get(f"/api/v1/sessions/{sid}/messages").json()["items"]
-    assert [(m["role"], m["status"]) for m in messages] == [("user", "complete"), ("assistant", "complete")]
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
     assert messages[1]["content"] == final["content"] and messages[1]["id"] == final["message_id"]
 
 
@@ -114,7 +119,9 @@ async def test_events_are_logged_with_their_seq(ws_helper, api_client) -> None:
     assert stored_text == frames[-1]["content"]
     assert logged["items"][-1] == frames[-1]
     assert logged["last_seq"] == frames[-1]["seq"]
-    after = api_client.get(f"/api/v1/sessions/{sid}/events", params={"after": logged["last_seq"] - 1})
+    after = api_client.get(
+        f"/api/v1/sessions/{sid}/events", params={"after": logged["last_seq"] - 1}
+    )
     assert [e["seq"] for e in after.json()["items"]] == [logged["last_seq"]]
 
 
@@ -156,7 +163,9 @@ async def test_skill_keywords_match_whole_words_only(ws_helper, api_client, text
     assert frames[-1]["type"] == "final_answer"
 
 
-async def test_rest_skill_matches_only_its_keys_sessions(ws_helper, api_client, other_client) -> None:
+async def test_rest_skill_matches_only_its_keys_sessions(
+    ws_helper, api_client, other_client
+) -> None:
     register_skill_via_api(other_client, "others_only", keywords=["marmalade"])
     mine = create_session_via_api(api_client)
     frames = await ws_helper.connect_and_chat(mine, [{"type": "message", "content": "marmalade"}])
@@ -202,7 +211,9 @@ async def test_busy_while_a_turn_runs(ws_helper, api_client) -> None:
         final = (await recv_until(ws, is_type("final_answer")))[-1]
         assert final["content"] == "You said: one two three four"
     messages = api_client.get(f"/api/v1/sessions/{sid}/messages").json()["items"]
-    assert [m["content"] for m in messages if m["role"] == "user"] == ["[[slow:20]] one two three four"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == [
+        "[[slow:20]] one two three four"
+    ]
 
 
 async def test_cancel_stores_partial_answer_and_session_goes_on(ws_helper, api_client) -> None:

@@ -18,7 +18,9 @@ def start_and_read_key(data_dir: Path) -> tuple[str, str]:
         match = KEY_LINE.search(server.output())
         assert match, server.output()
         key = match.group(1)
-        response = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers={"X-API-Key": key})
+        response = httpx.post(
+            f"{server.base_url}/api/v1/sessions", json={}, headers={"X-API-Key": key}
+        )
         assert response.status_code == 201
         return key, response.json()["id"]
     finally:

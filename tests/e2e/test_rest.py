@@ -29,7 +29,9 @@ def test_missing_key_is_401(quartet_server: QuartetServer) -> None:
 
 
 def test_wrong_key_is_401(quartet_server: QuartetServer) -> None:
-    response = httpx.get(f"{quartet_server.base_url}/api/v1/sessions", headers={"X-API-Key": "nope"})
+    response = httpx.get(
+        f"{quartet_server.base_url}/api/v1/sessions", headers={"X-API-Key": "nope"}
+    )
     assert_error(response, 401, "unauthorized", "not valid")
 
 
@@ -98,7 +100,9 @@ def test_session_list_is_paginated(api_client: httpx.Client) -> None:
     assert page["items"][0]["id"] == ids[-1]
     second = api_client.get("/api/v1/sessions", params={"limit": 2, "offset": 1}).json()
     assert second["items"][0]["id"] == ids[-2]
-    assert_error(api_client.get("/api/v1/sessions", params={"limit": 0}), 400, "bad_request", "limit")
+    assert_error(
+        api_client.get("/api/v1/sessions", params={"limit": 0}), 400, "bad_request", "limit"
+    )
 
 
 def test_session_empty_body_gets_defaults(api_client: httpx.Client) -> None:
@@ -177,7 +181,10 @@ def test_rest_skills_are_private_to_their_key(api_client, other_client) -> None:
     api_client.post("/api/v1/skills", json={"name": name, "keywords": ["zeta"]})
     assert_error(other_client.get(f"/api/v1/skills/{name}"), 404, "not_found")
     # The other key may use the same name for a skill of its own.
-    assert other_client.post("/api/v1/skills", json={"name": name, "keywords": ["eta"]}).status_code == 201
+    assert (
+        other_client.post("/api/v1/skills", json={"name": name, "keywords": ["eta"]}).status_code
+        == 201
+    )
     assert api_client.get(f"/api/v1/skills/{name}").json()["keywords"] == ["zeta"]
 
 

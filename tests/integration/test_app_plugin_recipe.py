@@ -17,7 +17,9 @@ class Billing:
     @hookimpl
     async def match_skills(self, message, session):
         if "invoice" in message.lower():
-            return [SkillMatch(skill="billing", matched=["invoice"], score=1.0, source="plugin:billing")]
+            return [
+                SkillMatch(skill="billing", matched=["invoice"], score=1.0, source="plugin:billing")
+            ]
         return None
 
     @hookimpl
@@ -28,7 +30,10 @@ class Billing:
 async def test_plugin_in_a_test_app(tmp_path: Path) -> None:
     plugin = Billing()
     settings = Settings(
-        database_url="sqlite://:memory:", data_dir=tmp_path, api_key="k", plugins_file=tmp_path / "none"
+        database_url="sqlite://:memory:",
+        data_dir=tmp_path,
+        api_key="k",
+        plugins_file=tmp_path / "none",
     )
     app = create_app(settings, extra_plugins=[plugin])
     async with app.test_app() as test_app:

@@ -19,7 +19,9 @@ def plugins_file(tmp_path: Path, body: str) -> Path:
 
 
 def test_builtins_and_enabled_modules_load(tmp_path: Path) -> None:
-    host = build_plugin_host(plugins_file(tmp_path, '[plugins]\nenabled = ["plugins.examples.weather"]'))
+    host = build_plugin_host(
+        plugins_file(tmp_path, '[plugins]\nenabled = ["plugins.examples.weather"]')
+    )
     assert isinstance(host.model("demo"), DemoModel)
     assert set(host.plugin_skills) == {"weather"}
     assert host.plugin_skills["weather"].source == "plugin:plugins.examples.weather"

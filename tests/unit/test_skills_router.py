@@ -15,7 +15,9 @@ SESSION = SessionContext(session_id="s1", owner_id=1)
 
 
 def skill(*keywords: str, name: str = "trip", owner_id: int | None = None) -> KeywordSkill:
-    return KeywordSkill(SkillSpec(name=name, keywords=list(keywords)), source="rest", owner_id=owner_id)
+    return KeywordSkill(
+        SkillSpec(name=name, keywords=list(keywords)), source="rest", owner_id=owner_id
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,11 @@ async def test_router_skips_a_raising_or_malformed_plugin(caplog) -> None:
 async def test_router_sorts_best_first_and_awaits_async_hooks() -> None:
     router = Router(make_host(skill("paris", "x", "y", name="weak"), AsyncSkill(), skill("paris")))
     matches = await router.match("paris x", SESSION)
-    assert [(m.skill, m.score) for m in matches] == [("trip", 1.0), ("async", 0.9), ("weak", 0.6667)]
+    assert [(m.skill, m.score) for m in matches] == [
+        ("trip", 1.0),
+        ("async", 0.9),
+        ("weak", 0.6667),
+    ]
 
 
 async def test_router_with_no_skills() -> None:

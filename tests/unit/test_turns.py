@@ -39,12 +39,20 @@ async def test_a_turn_streams_and_stores(rig, scripted, host) -> None:
     scripted.enqueue([ReasoningDelta("hm"), TextDelta("Hi"), TextDelta(" there")])
     await runner.start(ctx, "hello")
     frames = await frames_until_end(outbox)
-    assert [f["type"] for f in frames] == ["skill_match", "thinking", "token", "token", "final_answer"]
+    assert [f["type"] for f in frames] == [
+        "skill_match",
+        "thinking",
+        "token",
+        "token",
+        "final_answer",
+    ]
     assert [f["seq"] for f in frames] == [1, 2, 3, 4, 5]
     assert frames[-1]["content"] == "Hi there"
     assert scripted.history[0].messages[-1].content == "hello"
     assert [s.skill for s in scripted.history[0].skills] == ["greet"]
-    stored = await Message.filter(session_id=ctx.session_id).values_list("role", "content", "status")
+    stored = await Message.filter(session_id=ctx.session_id).values_list(
+        "role", "content", "status"
+    )
     assert stored == [("user", "hello", "complete"), ("assistant", "Hi there", "complete")]
     # The turn flushed the event log when it ended.
     assert await Event.filter(session_id=ctx.session_id).count() == 5
