@@ -31,3 +31,19 @@ def test_every_hookspec_is_listed() -> None:
 
     specs = {n for n, f in vars(module).items() if hasattr(f, "quartet_spec")}
     assert specs == set(HOOK_NAMES)
+
+
+def test_seed_suite_is_unchanged() -> None:
+    """tests/e2e/test_seed_basic.py is shared/seeds' file with its line breaks restored."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    seeds = sorted((root.parent / "shared" / "seeds").glob("*.txt"))
+    if not seeds:
+        pytest.skip("shared/seeds is not beside this checkout")
+    ours = (root / "tests" / "e2e" / "test_seed_basic.py").read_text()
+
+    def words(text: str) -> str:
+        return re.sub(r"\s+", " ", text).strip()
+
+    assert words(ours) == words(seeds[0].read_text())
