@@ -1,0 +1,111 @@
+"""Streaming and ping throughput: Quartet against a minimal Quart+hypercorn app, same run.
+
+    .venv/bin/python bench/bench_stream.py [--tokens 20000] [--pings 2000] [--rounds 3]
+
+Both servers run under hypercorn on loopback with the same client (websockets).
+Quartet streams a demo answer of N words with event persistence on (SQLite,
+write-behind); the baseline sends N token-shaped frames. Reported: the median
+over rounds, and Quartet / baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.server import QuartetServer  # noqa: E402
+
+
+async def stream_quartet(server: QuartetServer, session_id: str, tokens: int) -> tuple[float, int]:
+    url = f"{server.base_ws_url}/api/v1/chat/ws/{session_id}?api_key={server.api_key}"
+    async with websockets.connect(url, compression=None, max_size=None) as ws:
+        await ws.recv()
+        frames = 0
+        start = time.perf_counter()
+        await ws.send(json.dumps({"type": "message", "content": f"go [[lorem:{tokens}]]"}))
+        while True:
+            frame = json.loads(await ws.recv())
+            frames += 1
+            if frame["type"] in ("final_answer", "error"):
+                assert frame["type"] == "final_answer", frame
+                return time.perf_counter() - start, frames
+
+
+async def stream_baseline(server: QuartetServer, tokens: int) -> tuple[float, int]:
+    async with websockets.connect(f"{server.base_ws_url}/ws", compression=None) as ws:
+        await ws.recv()
+        frames = 0
+        start = time.perf_counter()
+        await ws.send(json.dumps({"type": "message", "n": tokens}))
+        while True:
+            frame = json.loads(await ws.recv())
+            frames += 1
+            if frame["type"] == "final_answer":
+                return time.perf_counter() - start, frames
+
+
+async def pings(url: str, count: int) -> float:
+    async with websockets.connect(url, compression=None) as ws:
+        await ws.recv()
+        start = time.perf_counter()
+        for _ in range(count):
+            await ws.send('{"type":"ping"}')
+            while json.loads(await ws.recv())["type"] != "pong":
+                pass
+        return count / (time.perf_counter() - start)
+
+
+async def run(args: argparse.Namespace, quartet: QuartetServer, baseline: QuartetServer) -> dict:
+    with httpx.Client(base_url=quartet.base_url, headers={"X-API-Key": quartet.api_key}) as http:
+        session_id = http.post("/api/v1/sessions", json={}).json()["id"]
+    q_url = f"{quartet.base_ws_url}/api/v1/chat/ws/{session_id}?api_key={quartet.api_key}"
+    results: dict[str, list[float]] = {k: [] for k in ("q_tok", "b_tok", "q_frames", "q_ping", "b_ping")}
+    for _ in range(args.rounds):
+        elapsed, frames = await stream_quartet(quartet, session_id, args.tokens)
+        results["q_tok"].append(args.tokens / elapsed)
+        results["q_frames"].append(frames)
+        elapsed, _ = await stream_baseline(baseline, args.tokens)
+        results["b_tok"].append(args.tokens / elapsed)
+        results["q_ping"].append(await pings(q_url, args.pings))
+        results["b_ping"].append(await pings(f"{baseline.base_ws_url}/ws", args.pings))
+    return {k: statistics.median(v) for k, v in results.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=20000)
+    parser.add_argument("--pings", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        quartet = QuartetServer(Path(tmp) / "q", env={"QUARTET_PLUGINS_FILE": "none.toml"})
+        baseline = QuartetServer(Path(tmp) / "b", app="bench.baseline_app:app")
+        (Path(tmp) / "q").mkdir()
+        (Path(tmp) / "b").mkdir()
+        quartet.start()
+        baseline.start()
+        try:
+            r = asyncio.run(run(args, quartet, baseline))
+        finally:
+            quartet.stop()
+            baseline.stop()
+    print(f"tokens per turn: {args.tokens}, pings: {args.pings}, rounds: {args.rounds} (medians)")
+    print("| measure | Quartet | baseline | ratio |")
+    print("|---|---|---|---|")
+    print(f"| stream tokens/s | {r['q_tok']:,.0f} | {r['b_tok']:,.0f} | {r['q_tok'] / r['b_tok']:.2f} |")
+    print(f"| ping round trips/s | {r['q_ping']:,.0f} | {r['b_ping']:,.0f} | {r['q_ping'] / r['b_ping']:.2f} |")
+    print(f"| frames for {args.tokens} tokens | {r['q_frames']:,.0f} | {args.tokens + 1:,} | |")
+
+
+if __name__ == "__main__":
+    main()
