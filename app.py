@@ -43,5 +43,7 @@ def create_app(
 
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+# hypercorn logs through its own handlers; stop its records being printed twice.
+logging.getLogger("hypercorn").propagate = False
 # hypercorn looks the app up with eval(), so it must exist at import time.
 app = create_app()

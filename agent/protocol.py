@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -263,26 +263,8 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
 SERVER_EVENT_TYPES: frozenset[str] = frozenset(
     cls.model_fields["type"].default for cls in SERVER_EVENTS
 )
-AnyServerEvent = Annotated[
-    Connected
-    | Pong
-    | SkillMatchEvent
-    | Thinking
-    | Step
-    | Token
-    | FinalAnswer
-    | ConfirmationRequest
-    | ConfirmationResult
-    | AskHuman
-    | TeamFormed
-    | PlanUpdate
-    | ExpertStep
-    | ExpertResult
-    | TeamSynthesis
-    | TeamDissolved
-    | Error,
-    Field(discriminator="type"),
-]
+# Derived from the tuple so that a new event is declared in one place only.
+AnyServerEvent = Annotated[Union[SERVER_EVENTS], Field(discriminator="type")]  # noqa: UP007
 server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(AnyServerEvent)
 
 
@@ -346,9 +328,7 @@ CLIENT_FRAMES: tuple[type[ClientFrame], ...] = (
     ConfirmationReply,
     HumanReply,
 )
-AnyClientFrame = Annotated[
-    Ping | UserMessage | Cancel | ConfirmationReply | HumanReply, Field(discriminator="type")
-]
+AnyClientFrame = Annotated[Union[CLIENT_FRAMES], Field(discriminator="type")]  # noqa: UP007
 _client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(AnyClientFrame)
 CLIENT_FRAME_TYPES: frozenset[str] = frozenset(
     t for cls in CLIENT_FRAMES for t in cls.model_fields["type"].annotation.__args__

@@ -160,6 +160,7 @@ class TurnRunner:
                 answer=turn.answer,
             )
             await self.bus.log.flush()
+            self.bus.release(turn.session.session_id, busy=self.is_running(turn.session.session_id))
 
     async def _answer(self, turn: Turn) -> None:
         matches = await self.router.match(turn.content, turn.session)

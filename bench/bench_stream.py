@@ -23,7 +23,7 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.server import QuartetServer  # noqa: E402
+from tests.e2e.server import QuartetServer
 
 
 async def stream_quartet(server: QuartetServer, session_id: str, tokens: int) -> tuple[float, int]:
@@ -65,11 +65,18 @@ async def pings(url: str, count: int) -> float:
         return count / (time.perf_counter() - start)
 
 
-async def run(args: argparse.Namespace, quartet: QuartetServer, baseline: QuartetServer) -> dict:
+def create_session(quartet: QuartetServer) -> str:
     with httpx.Client(base_url=quartet.base_url, headers={"X-API-Key": quartet.api_key}) as http:
-        session_id = http.post("/api/v1/sessions", json={}).json()["id"]
+        return http.post("/api/v1/sessions", json={}).json()["id"]
+
+
+async def run(
+    args: argparse.Namespace, quartet: QuartetServer, baseline: QuartetServer, session_id: str
+) -> dict:
     q_url = f"{quartet.base_ws_url}/api/v1/chat/ws/{session_id}?api_key={quartet.api_key}"
-    results: dict[str, list[float]] = {k: [] for k in ("q_tok", "b_tok", "q_frames", "q_ping", "b_ping")}
+    results: dict[str, list[float]] = {
+        k: [] for k in ("q_tok", "b_tok", "q_frames", "q_ping", "b_ping")
+    }
     for _ in range(args.rounds):
         elapsed, frames = await stream_quartet(quartet, session_id, args.tokens)
         results["q_tok"].append(args.tokens / elapsed)
@@ -95,15 +102,19 @@ def main() -> None:
         quartet.start()
         baseline.start()
         try:
-            r = asyncio.run(run(args, quartet, baseline))
+            r = asyncio.run(run(args, quartet, baseline, create_session(quartet)))
         finally:
             quartet.stop()
             baseline.stop()
     print(f"tokens per turn: {args.tokens}, pings: {args.pings}, rounds: {args.rounds} (medians)")
+    rows = [
+        ("stream tokens/s", r["q_tok"], r["b_tok"]),
+        ("ping round trips/s", r["q_ping"], r["b_ping"]),
+    ]
     print("| measure | Quartet | baseline | ratio |")
     print("|---|---|---|---|")
-    print(f"| stream tokens/s | {r['q_tok']:,.0f} | {r['b_tok']:,.0f} | {r['q_tok'] / r['b_tok']:.2f} |")
-    print(f"| ping round trips/s | {r['q_ping']:,.0f} | {r['b_ping']:,.0f} | {r['q_ping'] / r['b_ping']:.2f} |")
+    for name, ours, base in rows:
+        print(f"| {name} | {ours:,.0f} | {base:,.0f} | {ours / base:.2f} |")
     print(f"| frames for {args.tokens} tokens | {r['q_frames']:,.0f} | {args.tokens + 1:,} | |")
 
 
