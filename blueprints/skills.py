@@ -14,7 +14,7 @@ from quart_schema import validate_request, validate_response
 from tortoise.exceptions import IntegrityError
 
 from agent.runtime import skill_spec
-from agent.skills import SkillSpec
+from agent.skills import KeywordSkill, SkillSpec
 from blueprints import runtime
 from blueprints.auth import current_key, load_key
 from blueprints.errors import ApiError, Conflict, Forbidden, NotFound
@@ -38,6 +38,10 @@ class SkillOut(SkillSpec):
             updated_at=skill.updated_at,
         )
 
+    @classmethod
+    def of_plugin(cls, skill: KeywordSkill) -> SkillOut:
+        return cls(**skill.spec.model_dump(), source=skill.source)
+
 
 class SkillList(BaseModel):
     items: list[SkillOut]
@@ -45,9 +49,7 @@ class SkillList(BaseModel):
 
 def plugin_skill(name: str) -> SkillOut | None:
     skill = runtime().plugins.plugin_skills.get(name)
-    if skill is None:
-        return None
-    return SkillOut(**skill.spec.model_dump(), source=skill.source)
+    return SkillOut.of_plugin(skill) if skill else None
 
 
 def refuse_plugin_name(name: str) -> None:
@@ -103,8 +105,7 @@ async def put_skill(name: str, data: SkillPut) -> tuple[SkillOut, int]:
 @bp.get("")
 @validate_response(SkillList)
 async def list_skills() -> SkillList:
-    plugins = runtime().plugins.plugin_skills
-    items = [SkillOut(**s.spec.model_dump(), source=s.source) for s in plugins.values()]
+    items = [SkillOut.of_plugin(s) for s in runtime().plugins.plugin_skills.values()]
     items += [SkillOut.of(s) for s in await Skill.filter(owner_id=current_key().id)]
     return SkillList(items=sorted(items, key=lambda s: s.name))
 

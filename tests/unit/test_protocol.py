@@ -13,6 +13,7 @@ from agent.protocol import (
     ErrorCode,
     HumanReply,
     Ping,
+    Pong,
     ProtocolError,
     Token,
     UserMessage,
@@ -92,4 +93,4 @@ def test_server_event_envelope_round_trips() -> None:
 
 def test_error_frames_are_logged_only_from_turns() -> None:
     # The class says logged; replies to a bad frame are sent with send_to, unlogged.
-    assert Error.logged and not __import__("agent.protocol").protocol.Pong.logged
+    assert Error.logged and not Pong.logged
