@@ -43,4 +43,15 @@ class Settings(BaseSettings):
     event_flush_interval_s: float = Field(
         default=0.05, gt=0, description="How often the write-behind event log flushes."
     )
+    confirmation_timeout_s: float = Field(
+        default=300,
+        gt=0,
+        description="How long a `confirmation_request` or `ask_human` waits for a reply.",
+    )
+    max_tool_rounds: int = Field(
+        default=10,
+        ge=1,
+        description="Model rounds per turn; a model still calling tools after them ends the "
+        "turn with `error` `step_limit`.",
+    )
     page_size: int = Field(default=50, ge=1, le=500, description="Default REST page size.")

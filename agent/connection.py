@@ -55,12 +55,19 @@ class ChatConnection:
     async def serve(self) -> tuple[int, str] | None:
         """Run until the client leaves; returns a close code and reason to send, if any."""
         self.channel.subscribers.add(self.outbox)
-        # Subscribing and sending `connected` happen in one step, so the first live
-        # event the client sees is exactly the one after `last_seq`.
+        # Subscribing, sending `connected` and the requests still waiting for an
+        # answer happen in one step, so the first live event the client sees is
+        # exactly the one after `last_seq`.
+        waiting = self.runtime.pending.open_events(self.session.session_id)
         self.channel.send_to(
             self.outbox,
-            Connected(last_seq=self.channel.last_seq, model=self.runtime.settings.model),
+            Connected(
+                last_seq=self.channel.last_seq,
+                model=self.runtime.settings.model,
+                resumed=len(waiting),
+            ),
         )
+        self.channel.replay_to(self.outbox, waiting)
         receiver = asyncio.create_task(self._receive_loop())
         try:
             while not receiver.done():
@@ -117,7 +124,5 @@ class ChatConnection:
                 await self.runtime.turns.start(self.session, content)
             case Cancel():
                 self.runtime.turns.cancel(self.session.session_id)
-            case ConfirmationReply(request_id=request_id) | HumanReply(request_id=request_id):
-                raise ProtocolError(
-                    ErrorCode.unknown_request, f"no open request with id {request_id!r}"
-                )
+            case ConfirmationReply() | HumanReply():
+                self.runtime.pending.answer(self.session.session_id, frame)

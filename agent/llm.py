@@ -9,31 +9,69 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from agent.skills import SkillMatch
+
+if TYPE_CHECKING:
+    from agent.tools import Tool
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks the loop to run a tool.
+
+    ``arguments`` is the JSON text the model wrote; the loop parses and
+    validates it, and tells the model when it is wrong.
+    """
+
+    id: str
+    name: str
+    arguments: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: Literal["system", "user", "assistant"]
+    """One message of the conversation the model sees.
+
+    An assistant message that called tools carries them in ``tool_calls``; each
+    result comes back as a ``tool`` message with the call's ``tool_call_id``.
+    """
+
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
-    """Everything a model needs for one turn.
+    """Everything a model needs for one round of a turn.
 
-    ``messages`` ends with the user's new message; ``skills`` are the skills the
-    router matched for it, best first.
+    ``messages`` is the history, the user's new message, and then the tool
+    calls and results of this turn so far. ``skills`` are the skills the
+    router matched, best first; ``tools`` are the tools the model may call.
     """
 
     messages: list[ChatMessage]
     skills: list[SkillMatch] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
 
     @property
     def user_message(self) -> str:
-        return self.messages[-1].content
+        """The text of the last user message."""
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
+    @property
+    def tool_results(self) -> list[ChatMessage]:
+        """The ``tool`` messages that follow the last user message, in order."""
+        results: list[ChatMessage] = []
+        for message in reversed(self.messages):
+            if message.role == "user":
+                break
+            if message.role == "tool":
+                results.append(message)
+        return results[::-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +88,7 @@ class ReasoningDelta:
     text: str
 
 
-ModelOutput = TextDelta | ReasoningDelta
+ModelOutput = TextDelta | ReasoningDelta | ToolCall
 
 
 class ModelError(Exception):
@@ -67,5 +105,9 @@ class ChatModel(Protocol):
     name: str
 
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelOutput]:
-        """Yield the answer as it is produced. Raise :class:`ModelError` on failure."""
+        """Yield the answer as it is produced. Raise :class:`ModelError` on failure.
+
+        Yielding :class:`ToolCall` items asks for tools: when the stream ends,
+        the loop runs them and calls ``stream`` again with their results.
+        """
         ...

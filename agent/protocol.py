@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     model_error = "model_error"
     tool_error = "tool_error"
     timeout = "timeout"
+    step_limit = "step_limit"
     internal = "internal"
 
 
@@ -114,14 +115,29 @@ class Thinking(ServerEvent):
     content: str
 
 
+class StepError(BaseModel):
+    """Why a tool call produced no result; the model is told the same."""
+
+    code: Literal[ErrorCode.tool_error, ErrorCode.timeout]
+    message: str
+
+
 class Step(ServerEvent):
     """The agent loop did something: a tool call or a tool result."""
 
     type: Literal["step"] = "step"
     kind: Literal["tool_call", "tool_result"]
     tool: str
-    arguments: dict[str, Any] | None = Field(default=None, description="On `tool_call`.")
-    result: Any = Field(default=None, description="On `tool_result`.")
+    call_id: str | None = Field(default=None, description="Pairs a `tool_result` with its call.")
+    arguments: Any = Field(
+        default=None,
+        description="On `tool_call`: the JSON arguments the model passed (raw text if not JSON).",
+    )
+    result: Any = Field(default=None, description="On a successful `tool_result`.")
+    error: StepError | None = Field(
+        default=None,
+        description="On a failed `tool_result`: `code` (`tool_error`/`timeout`), `message`.",
+    )
 
 
 class Token(ServerEvent):
@@ -271,6 +287,12 @@ server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(AnyServerEvent)
 # ─── client → server ────────────────────────────────────────────────────────
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or blank")
+    return value
+
+
 class ClientFrame(BaseModel):
     # Unknown extra fields are ignored so that clients can be newer than the server.
     model_config = ConfigDict(extra="ignore")
@@ -290,12 +312,7 @@ class UserMessage(ClientFrame):
     content: str = Field(description="The user's text, 1..max_message_chars characters.")
     mode: Literal["team"] | None = Field(default=None, description='`"team"` convenes experts.')
 
-    @field_validator("content")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty or blank")
-        return value
+    content_not_blank = field_validator("content")(_not_blank)
 
 
 class Cancel(ClientFrame):
@@ -318,7 +335,9 @@ class HumanReply(ClientFrame):
 
     type: Literal["human_reply", "reply"]
     request_id: str
-    content: str
+    content: str = Field(description="The human's answer, 1..max_message_chars characters.")
+
+    content_not_blank = field_validator("content")(_not_blank)
 
 
 CLIENT_FRAMES: tuple[type[ClientFrame], ...] = (
@@ -366,7 +385,7 @@ def parse_client_frame(raw: str | bytes, *, max_chars: int, max_bytes: int) -> C
             f"unknown frame type {frame_type!r}; expected one of {sorted(CLIENT_FRAME_TYPES)}",
         )
     content = data.get("content")
-    if frame_type == "message" and isinstance(content, str) and len(content) > max_chars:
+    if isinstance(content, str) and len(content) > max_chars:
         raise ProtocolError(
             ErrorCode.too_large,
             f"content of {len(content)} characters exceeds the limit of {max_chars}",

@@ -8,6 +8,8 @@ import sys
 
 from agent.bus import EventBus
 from agent.eventlog import EventLog
+from agent.loop import AgentLoop
+from agent.pending import PendingRequests
 from agent.skills import SkillSpec
 from agent.turns import TurnRunner
 from models import ApiKey, Skill
@@ -29,7 +31,9 @@ class Runtime:
         plugins.model(settings.model)
         self.eventlog = EventLog(settings.event_flush_interval_s)
         self.bus = EventBus(self.eventlog)
-        self.turns = TurnRunner(plugins, self.bus, settings.model)
+        self.pending = PendingRequests(settings.confirmation_timeout_s)
+        self.loop = AgentLoop(plugins, self.pending, settings.model, settings.max_tool_rounds)
+        self.turns = TurnRunner(plugins, self.bus, self.loop)
 
     async def startup(self) -> None:
         await init_db(self.settings.database_url)

@@ -14,10 +14,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from agent.bus import EventBus, SessionChannel
-from agent.llm import ChatMessage, ModelError, ModelRequest, ReasoningDelta, TextDelta
+from agent.llm import ChatMessage, ModelError
+from agent.loop import AgentLoop, TurnError
 from agent.protocol import Error as ErrorEvent
-from agent.protocol import ErrorCode, FinalAnswer, ServerEvent, SkillMatchEvent, Thinking, Token
-from agent.router import Router
+from agent.protocol import ErrorCode, FinalAnswer, ServerEvent
 from agent.skills import SessionContext
 from models import Message, MessageStatus
 from plugins.manager import PluginHost
@@ -46,9 +46,10 @@ class Turn:
     task: asyncio.Task[None] | None = None
     cancelling: bool = False
 
-    def emit(self, event: ServerEvent) -> None:
+    def emit(self, event: ServerEvent) -> ServerEvent:
+        """Publish *event* as part of this turn; it comes back numbered."""
         event.turn_id = self.id
-        self.channel.publish(event)
+        return self.channel.publish(event)
 
     @property
     def answer(self) -> str:
@@ -56,12 +57,14 @@ class Turn:
 
 
 class TurnRunner:
-    def __init__(self, plugins: PluginHost, bus: EventBus, model_name: str) -> None:
+    def __init__(self, plugins: PluginHost, bus: EventBus, loop: AgentLoop) -> None:
         self.plugins = plugins
         self.bus = bus
-        self.router = Router(plugins)
-        self.model_name = model_name
+        self.loop = loop
         self._active: dict[str, Turn] = {}
+        # A turn frees its session before its task ends (it still flushes and
+        # calls on_turn_end), so shutdown waits for the tasks, not the turns.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def is_running(self, session_id: str) -> bool:
         return session_id in self._active
@@ -81,7 +84,8 @@ class TurnRunner:
         turn = Turn(id=uuid.uuid4().hex, session=session, content=content, channel=channel)
         self._active[session.session_id] = turn
         turn.task = asyncio.create_task(self._run(turn), name=f"turn-{turn.id}")
-        turn.task.add_done_callback(lambda _: self._free(turn))
+        self._tasks.add(turn.task)
+        turn.task.add_done_callback(lambda task: (self._free(turn), self._tasks.discard(task)))
         # Let the task enter its try block, so that a cancel arriving right after
         # this still finds a turn that can record how it ended.
         await asyncio.sleep(0)
@@ -112,6 +116,7 @@ class TurnRunner:
         """Cancel every running turn and wait for them to record how they ended."""
         for session_id in list(self._active):
             await self.cancel_and_wait(session_id)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ── the turn itself ──
 
@@ -127,7 +132,7 @@ class TurnRunner:
             await self.plugins.call_each(
                 "on_turn_start", session=turn.session, turn_id=turn.id, message=turn.content
             )
-            await self._answer(turn)
+            await self.loop.run(turn, await self._history(turn))
             status = MessageStatus.complete
             stored = await self._store_answer(turn, status)
             self._end(turn, FinalAnswer(content=turn.answer, message_id=stored.id))
@@ -142,6 +147,9 @@ class TurnRunner:
                 turn,
                 ErrorEvent(code=ErrorCode.model_error, message=str(exc), retryable=exc.retryable),
             )
+        except TurnError as exc:
+            await self._store_answer(turn, status)
+            self._end(turn, ErrorEvent(code=exc.code, message=exc.message))
         except Exception:
             log.exception("turn %s failed", turn.id)
             await self._store_answer(turn, status)
@@ -161,26 +169,6 @@ class TurnRunner:
             )
             await self.bus.log.flush()
             self.bus.release(turn.session.session_id, busy=self.is_running(turn.session.session_id))
-
-    async def _answer(self, turn: Turn) -> None:
-        matches = await self.router.match(turn.content, turn.session)
-        for match in matches:
-            turn.emit(
-                SkillMatchEvent(
-                    skill=match.skill,
-                    matched=match.matched,
-                    score=match.score,
-                    source=match.source,
-                )
-            )
-        request = ModelRequest(messages=await self._history(turn), skills=matches)
-        model = self.plugins.model(self.model_name)
-        async for output in model.stream(request):
-            if isinstance(output, TextDelta):
-                turn.parts.append(output.text)
-                turn.emit(Token(content=output.text))
-            elif isinstance(output, ReasoningDelta):
-                turn.emit(Thinking(content=output.text))
 
     async def _history(self, turn: Turn) -> list[ChatMessage]:
         rows = (

@@ -80,3 +80,47 @@ class Event(Model):
 
     def __str__(self) -> str:
         return f"Event({self.session_id}#{self.seq} {self.type})"
+
+
+class RequestKind(StrEnum):
+    confirmation = "confirmation"
+    question = "question"
+
+
+class RequestStatus(StrEnum):
+    open = "open"
+    approved = "approved"
+    denied = "denied"
+    answered = "answered"
+    timeout = "timeout"
+    cancelled = "cancelled"
+
+
+class PendingRequest(Model):
+    """A confirmation or question a turn put to the human, and how it ended.
+
+    ``seq`` is the seq of the ``confirmation_request`` / ``ask_human`` event.
+    """
+
+    id = fields.CharField(max_length=36, primary_key=True)
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="requests", on_delete=fields.CASCADE
+    )
+    turn_id = fields.CharField(max_length=36)
+    kind = fields.CharEnumField(RequestKind)
+    seq = fields.IntField()
+    tool = fields.CharField(max_length=64, null=True)
+    arguments = fields.JSONField(null=True)
+    prompt = fields.TextField(description="The question, or the reason a confirmation is needed.")
+    timeout_s = fields.FloatField()
+    status = fields.CharEnumField(RequestStatus, default=RequestStatus.open)
+    answer = fields.TextField(null=True, description="The human's reply, or a denial's reason.")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    resolved_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "pending_requests"
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"PendingRequest({self.id}, {self.kind}, {self.status})"

@@ -16,6 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     from agent.llm import ChatModel
     from agent.skills import SessionContext, SkillMatch, SkillSpec
+    from agent.tools import Tool
 
 PROJECT = "quartet"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -47,6 +48,21 @@ def match_skills(message: str, session: SessionContext) -> list[SkillMatch] | No
     :param message: the user's message text.
     :param session: the session it was sent in.
     :returns: a list of :class:`agent.skills.SkillMatch`, or ``None``.
+    """
+
+
+# ─── tools ──────────────────────────────────────────────────────────────────
+
+
+@hookspec
+def register_tools() -> list[Tool] | None:
+    """Tools the model may call.
+
+    Called once at startup. A tool name registered twice is an error. A
+    matched skill whose ``tools`` names some restricts the model to those;
+    otherwise the model sees every tool.
+
+    :returns: a list of :class:`agent.tools.Tool`, or ``None``.
     """
 
 
@@ -87,6 +103,7 @@ def on_turn_end(session: SessionContext, turn_id: str, status: str, answer: str)
 HOOK_NAMES: tuple[str, ...] = (
     "register_skills",
     "match_skills",
+    "register_tools",
     "register_models",
     "on_turn_start",
     "on_turn_end",

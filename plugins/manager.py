@@ -18,11 +18,17 @@ import pluggy
 
 from agent.llm import ChatModel
 from agent.skills import KeywordSkill, SkillSpec
+from agent.tools import Tool
 from plugins import hookspecs
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PLUGINS = ("plugins.builtin.demo",)
+BUILTIN_PLUGINS = (
+    "plugins.builtin.demo",
+    "plugins.builtin.calculator",
+    "plugins.builtin.notes",
+    "plugins.builtin.ask_human",
+)
 ENTRY_POINT_GROUP = "quartet.plugins"
 REST_SKILL_PREFIX = "rest-skill:"
 
@@ -65,6 +71,8 @@ class PluginHost:
         self.models: dict[str, ChatModel] = {}
         self.model_sources: dict[str, str] = {}
         self.plugin_skills: dict[str, KeywordSkill] = {}
+        self.tools: dict[str, Tool] = {}
+        self.tool_sources: dict[str, str] = {}
 
     # ── calling hooks ──
 
@@ -109,6 +117,22 @@ class PluginHost:
             source = impl.plugin_name
             impl.function(register=lambda model, source=source: self._register_model(model, source))
 
+    def collect_tools(self) -> None:
+        for impl in reversed(self.pm.hook.register_tools.get_hookimpls()):
+            source = impl.plugin_name
+            for tool in impl.function() or []:
+                if not isinstance(tool, Tool):
+                    raise PluginError(
+                        f"plugin {source} registered {tool!r}, not an agent.tools.Tool"
+                    )
+                if tool.name in self.tools:
+                    raise PluginError(
+                        f"tool {tool.name!r} registered by {source} is already registered by "
+                        f"{self.tool_sources[tool.name]}"
+                    )
+                self.tools[tool.name] = tool
+                self.tool_sources[tool.name] = source
+
     def collect_skills(self) -> None:
         for impl in reversed(self.pm.hook.register_skills.get_hookimpls()):
             try:
@@ -147,7 +171,7 @@ class PluginHost:
             ) from None
 
     def describe(self) -> list[dict[str, Any]]:
-        """Loaded plugins with their hooks, skills and models (REST skills left out)."""
+        """Loaded plugins with their hooks, skills, tools and models (REST skills left out)."""
         out = []
         for name, plugin in self.pm.list_name_plugin():
             if name.startswith((REST_SKILL_PREFIX, "skill:")):
@@ -162,6 +186,11 @@ class PluginHost:
                         for s in self.plugin_skills.values()
                         if s.source == f"plugin:{name}"
                     ),
+                    "tools": [
+                        tool.describe()
+                        for tool_name, tool in sorted(self.tools.items())
+                        if self.tool_sources[tool_name] == name
+                    ],
                     "models": sorted(m for m, src in self.model_sources.items() if src == name),
                 }
             )
@@ -189,5 +218,6 @@ def build_plugin_host(plugins_file: Path, *, extra: list[object] | None = None) 
     pm.check_pending()
     host = PluginHost(pm)
     host.collect_models()
+    host.collect_tools()
     host.collect_skills()
     return host

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from agent.bus import EventBus, Outgoing, Subscriber
+from agent.eventlog import EventLog
 from agent.llm import ModelOutput, ModelRequest
+from agent.loop import AgentLoop
+from agent.pending import PendingRequests
+from agent.skills import SessionContext
+from agent.turns import TurnRunner
 from models import ApiKey, Session
 from models.db import close_db, init_db
 from plugins.hookspecs import hookimpl
@@ -72,3 +80,42 @@ def host(scripted: ScriptedModel, tmp_path: Path) -> PluginHost:
 async def session(db) -> Session:
     key, _ = await ApiKey.issue("tester")
     return await Session.create(owner_id=key.id, title="unit")
+
+
+@dataclass
+class Rig:
+    """A turn runner wired like the app's, with one subscribed outbox."""
+
+    runner: TurnRunner
+    pending: PendingRequests
+    ctx: SessionContext
+    outbox: Subscriber
+
+    async def frames_until(self, *types: str) -> list[dict]:
+        """Frames from the outbox up to and including the first of one of *types*."""
+        frames: list[Outgoing] = []
+        while not frames or frames[-1].event.type not in types:
+            frames += await self.outbox.drain()
+        return [json.loads(item.frame) for item in frames]
+
+    async def frames_until_end(self) -> list[dict]:
+        return await self.frames_until("final_answer", "error")
+
+
+@pytest.fixture
+def confirmation_timeout_s() -> float:
+    return 30.0
+
+
+@pytest.fixture
+async def rig(host, session, confirmation_timeout_s) -> AsyncIterator[Rig]:
+    bus = EventBus(EventLog(flush_interval_s=60))
+    pending = PendingRequests(confirmation_timeout_s)
+    loop = AgentLoop(host, pending, "scripted", max_rounds=4)
+    runner = TurnRunner(host, bus, loop)
+    ctx = SessionContext(session_id=session.id, owner_id=session.owner_id)
+    outbox = Subscriber(1000)
+    (await bus.channel(session.id)).subscribers.add(outbox)
+    yield Rig(runner, pending, ctx, outbox)
+    # Turns a test left waiting end before the database closes.
+    await runner.shutdown()

@@ -1,4 +1,4 @@
-"""Building the plugin manager: load order, plugins.toml, misspelled hooks, models."""
+"""Building the plugin manager: load order, plugins.toml, misspelled hooks, models, tools."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 from pluggy import PluginValidationError
+from pydantic import BaseModel
 
-from plugins.builtin.demo import DemoModel, plan_answer
+from agent.llm import ChatMessage, ModelRequest, ReasoningDelta, TextDelta, ToolCall
+from agent.tools import Tool
+from plugins.builtin.demo import DemoModel, plan
 from plugins.hookspecs import hookimpl
 from plugins.manager import PluginError, build_plugin_host
 
@@ -86,8 +89,114 @@ def test_a_plugin_with_invalid_skills_is_skipped(tmp_path: Path, caplog) -> None
 
 
 def test_demo_model_directives() -> None:
-    tokens, delay = plan_answer("[[slow:25]] hi  there [[lorem:3]]")
-    assert "".join(tokens) == "You said: hi there lorem ipsum dolor"
-    assert delay == 0.025
-    assert plan_answer("[[slow:oops]] x")[1] == 0
-    assert "".join(plan_answer("[[lorem:2]]")[0]) == "You said nothing. lorem ipsum"
+    todo = plan("[[slow:25]] hi  there [[lorem:3]]")
+    assert "".join(todo.answer_tokens([])) == "You said: hi there lorem ipsum dolor"
+    assert todo.delay_s == 0.025
+    assert plan("[[slow:oops]] x").delay_s == 0
+    assert "".join(plan("[[lorem:2]]").answer_tokens([])) == "You said nothing. lorem ipsum"
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+async def nothing(args, ctx) -> None:
+    return None
+
+
+class ToolPlugin:
+    def __init__(self, *tools: object) -> None:
+        self.tools = list(tools)
+
+    @hookimpl
+    def register_tools(self):
+        return self.tools
+
+
+def test_builtin_tools_are_registered_by_default_plugins(tmp_path: Path) -> None:
+    host = build_plugin_host(tmp_path / "none.toml")
+    assert {name: host.tool_sources[name] for name in host.tools} == {
+        "calculator": "plugins.builtin.calculator",
+        "save_note": "plugins.builtin.notes",
+        "list_notes": "plugins.builtin.notes",
+        "ask_human": "plugins.builtin.ask_human",
+    }
+    assert host.tools["save_note"].requires_confirmation
+    assert not host.tools["calculator"].requires_confirmation
+    notes = next(p for p in host.describe() if p["name"] == "plugins.builtin.notes")
+    assert [t["name"] for t in notes["tools"]] == ["list_notes", "save_note"]
+    save = notes["tools"][1]
+    assert save["requires_confirmation"] is True
+    assert save["parameters"]["properties"]["text"]["type"] == "string"
+
+
+def test_a_third_party_tool_is_registered(tmp_path: Path) -> None:
+    tool = Tool(name="noop", description="d", arguments=NoArgs, run=nothing)
+    host = build_plugin_host(tmp_path / "none.toml", extra=[ToolPlugin(tool)])
+    assert host.tools["noop"] is tool
+
+
+@pytest.mark.parametrize(
+    ("registered", "message"),
+    [
+        ({"name": "calculator"}, "not an agent.tools.Tool"),
+        (Tool(name="calculator", description="d", arguments=NoArgs, run=nothing), "already"),
+    ],
+)
+def test_bad_tool_registrations_fail_at_startup(
+    tmp_path: Path, registered: object, message: str
+) -> None:
+    with pytest.raises(PluginError, match=message):
+        build_plugin_host(tmp_path / "none.toml", extra=[ToolPlugin(registered)])
+
+
+def sync_run(args, ctx):
+    return None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "has space"}, "must match"),
+        ({"arguments": dict}, "pydantic model"),
+        ({"run": sync_run}, "async function"),
+        ({"timeout_s": 0}, "positive"),
+    ],
+)
+def test_a_tool_is_checked_when_made(options: dict, message: str) -> None:
+    fields = {"name": "t", "description": "d", "arguments": NoArgs, "run": nothing} | options
+    with pytest.raises(ValueError, match=message):
+        Tool(**fields)
+
+
+def test_demo_plans_tool_and_ask_directives_in_order() -> None:
+    todo = plan('Hi [[tool:calculator {"expression": "[1][0] + 2"}]] and [[ask:Your name?]]')
+    assert todo.echo == "Hi and"
+    assert [(a.tool, a.arguments) for a in todo.actions] == [
+        ("calculator", '{"expression": "[1][0] + 2"}'),
+        ("ask_human", '{"question": "Your name?"}'),
+    ]
+    assert plan("[[tool:list_notes]]").actions[0].arguments == "{}"
+    answer = "".join(todo.answer_tokens(["3", "Ada"]))
+    assert answer == "You said: Hi and The calculator tool said: 3 You answered: Ada"
+
+
+async def collect(model: DemoModel, messages: list[ChatMessage]) -> list[object]:
+    return [out async for out in model.stream(ModelRequest(messages=messages))]
+
+
+async def test_demo_calls_one_tool_per_round_then_answers() -> None:
+    model = DemoModel()
+    user = ChatMessage(role="user", content="[[tool:list_notes]] [[ask:Why?]]")
+    first = await collect(model, [user])
+    assert first == [
+        ReasoningDelta("Calling the list_notes tool."),
+        ToolCall(id="demo-0", name="list_notes", arguments="{}"),
+    ]
+    done = ChatMessage(role="tool", content="[]", tool_call_id="demo-0")
+    second = await collect(model, [user, ChatMessage(role="assistant", content=""), done])
+    assert second[-1] == ToolCall(id="demo-1", name="ask_human", arguments='{"question": "Why?"}')
+    replied = ChatMessage(role="tool", content="because", tool_call_id="demo-1")
+    third = await collect(model, [user, done, replied])
+    assert all(isinstance(out, TextDelta) for out in third)
+    assert "".join(out.text for out in third).endswith("said: [] You answered: because")

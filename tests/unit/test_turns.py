@@ -6,39 +6,19 @@ import asyncio
 
 import pytest
 
-from agent.bus import EventBus, Outgoing, Subscriber
-from agent.eventlog import EventLog
 from agent.llm import ModelError, ReasoningDelta, TextDelta
 from agent.protocol import ErrorCode
-from agent.skills import SessionContext, SkillSpec
-from agent.turns import TurnRejected, TurnRunner
+from agent.skills import SkillSpec
+from agent.turns import TurnRejected
 from models import Event, Message
 
 
-@pytest.fixture
-async def rig(host, session):
-    log = EventLog(flush_interval_s=60)
-    bus = EventBus(log)
-    runner = TurnRunner(host, bus, "scripted")
-    ctx = SessionContext(session_id=session.id, owner_id=session.owner_id)
-    outbox = Subscriber(1000)
-    (await bus.channel(session.id)).subscribers.add(outbox)
-    return runner, ctx, outbox
-
-
-async def frames_until_end(outbox: Subscriber) -> list[dict]:
-    frames: list[Outgoing] = []
-    while not frames or frames[-1].event.type not in ("final_answer", "error"):
-        frames += await outbox.drain()
-    return [item.event.model_dump(mode="json") for item in frames]
-
-
 async def test_a_turn_streams_and_stores(rig, scripted, host) -> None:
-    runner, ctx, outbox = rig
+    runner, ctx = rig.runner, rig.ctx
     host.add_plugin_skill(SkillSpec(name="greet", keywords=["hello"]), source="plugin:test")
     scripted.enqueue([ReasoningDelta("hm"), TextDelta("Hi"), TextDelta(" there")])
     await runner.start(ctx, "hello")
-    frames = await frames_until_end(outbox)
+    frames = await rig.frames_until_end()
     assert [f["type"] for f in frames] == [
         "skill_match",
         "thinking",
@@ -59,32 +39,32 @@ async def test_a_turn_streams_and_stores(rig, scripted, host) -> None:
 
 
 async def test_history_reaches_the_model(rig, scripted) -> None:
-    runner, ctx, outbox = rig
+    runner, ctx = rig.runner, rig.ctx
     scripted.enqueue([TextDelta("first answer")])
     scripted.enqueue([TextDelta("second answer")])
     await runner.start(ctx, "first")
-    await frames_until_end(outbox)
+    await rig.frames_until_end()
     await runner.start(ctx, "second")
-    await frames_until_end(outbox)
+    await rig.frames_until_end()
     roles = [(m.role, m.content) for m in scripted.history[1].messages]
     assert roles == [("user", "first"), ("assistant", "first answer"), ("user", "second")]
 
 
 async def test_busy_then_cancel_stores_partial(rig, scripted) -> None:
-    runner, ctx, outbox = rig
+    runner, ctx = rig.runner, rig.ctx
     hold = asyncio.Event()
     scripted.enqueue([TextDelta("par"), TextDelta("tial"), hold, TextDelta("never")])
     await runner.start(ctx, "go")
     with pytest.raises(TurnRejected) as busy:
         await runner.start(ctx, "again")
     assert busy.value.code == ErrorCode.busy
-    while sum(1 for i in await outbox.drain() if i.event.type == "token") < 2:
+    while sum(1 for i in await rig.outbox.drain() if i.event.type == "token") < 2:
         pass
     runner.cancel(ctx.session_id)
     with pytest.raises(TurnRejected) as twice:
         runner.cancel(ctx.session_id)
     assert twice.value.code == ErrorCode.no_active_turn
-    frames = await frames_until_end(outbox)
+    frames = await rig.frames_until_end()
     assert frames[-1]["code"] == "cancelled"
     last = await Message.filter(session_id=ctx.session_id).order_by("-id").first()
     assert (last.content, last.status) == ("partial", "cancelled")
@@ -92,37 +72,37 @@ async def test_busy_then_cancel_stores_partial(rig, scripted) -> None:
 
 
 async def test_cancel_before_the_turn_ran(rig, scripted) -> None:
-    runner, ctx, outbox = rig
+    runner, ctx = rig.runner, rig.ctx
     scripted.enqueue([TextDelta("x")])
     await runner.start(ctx, "go")
     runner.cancel(ctx.session_id)
-    frames = await frames_until_end(outbox)
+    frames = await rig.frames_until_end()
     assert frames[-1]["code"] == "cancelled"
     assert not runner.is_running(ctx.session_id)
 
 
 async def test_model_error_ends_the_turn_with_status_error(rig, scripted) -> None:
-    runner, ctx, outbox = rig
+    runner, ctx = rig.runner, rig.ctx
     scripted.enqueue([TextDelta("half"), ModelError("upstream 503", retryable=True)])
     await runner.start(ctx, "go")
-    frames = await frames_until_end(outbox)
+    frames = await rig.frames_until_end()
     assert (frames[-1]["code"], frames[-1]["retryable"]) == ("model_error", True)
     last = await Message.filter(session_id=ctx.session_id).order_by("-id").first()
     assert (last.content, last.status) == ("half", "error")
 
 
 async def test_unexpected_failure_is_internal_and_frees_the_session(rig, scripted) -> None:
-    runner, ctx, outbox = rig
+    runner, ctx = rig.runner, rig.ctx
     scripted.enqueue([ZeroDivisionError()])
     scripted.enqueue([TextDelta("ok")])
     await runner.start(ctx, "go")
-    assert (await frames_until_end(outbox))[-1]["code"] == "internal"
+    assert (await rig.frames_until_end())[-1]["code"] == "internal"
     await runner.start(ctx, "again")
-    assert (await frames_until_end(outbox))[-1]["content"] == "ok"
+    assert (await rig.frames_until_end())[-1]["content"] == "ok"
 
 
 async def test_cancel_with_nothing_running(rig) -> None:
-    runner, ctx, _ = rig
+    runner, ctx = rig.runner, rig.ctx
     with pytest.raises(TurnRejected) as caught:
         runner.cancel(ctx.session_id)
     assert caught.value.code == ErrorCode.no_active_turn

@@ -1,0 +1,206 @@
+"""The agent loop: one turn's conversation with the model, its tools and the human.
+
+A round streams the model's output (``token`` and ``thinking`` frames) and
+collects the tools it calls. When the model called tools, each runs in order
+(``step`` frames, a ``confirmation_request`` first where a tool needs one) and
+the model is called again with their results, until it answers without tools
+or the round limit is reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from agent.llm import ChatMessage, ModelRequest, ReasoningDelta, TextDelta, ToolCall
+from agent.pending import PendingRequests
+from agent.protocol import (
+    ErrorCode,
+    SkillMatchEvent,
+    Step,
+    StepError,
+    Thinking,
+    Token,
+    describe_validation_error,
+)
+from agent.router import Router
+from agent.skills import SkillMatch
+from agent.tools import Tool, ToolContext, ToolError
+from plugins.manager import PluginHost
+
+if TYPE_CHECKING:
+    from agent.turns import Turn
+
+log = logging.getLogger(__name__)
+
+
+class TurnError(Exception):
+    """The loop cannot go on; the turn ends with an ``error`` frame of this code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """What the model is told about one tool call."""
+
+    content: str
+
+    @classmethod
+    def failed(cls, message: str) -> ToolOutcome:
+        return cls(f"Error: {message}")
+
+
+class AgentLoop:
+    def __init__(
+        self, plugins: PluginHost, pending: PendingRequests, model_name: str, max_rounds: int
+    ) -> None:
+        self.plugins = plugins
+        self.pending = pending
+        self.router = Router(plugins)
+        self.model_name = model_name
+        self.max_rounds = max_rounds
+
+    async def run(self, turn: Turn, history: list[ChatMessage]) -> None:
+        """Answer the turn's message; the answer text accumulates in ``turn.parts``.
+
+        :param history: earlier messages of the session, ending with the user's new one.
+        :raises TurnError: the model kept calling tools past the round limit.
+        :raises agent.llm.ModelError: the model failed.
+        """
+        matches = await self.router.match(turn.content, turn.session)
+        for match in matches:
+            turn.emit(
+                SkillMatchEvent(
+                    skill=match.skill,
+                    matched=match.matched,
+                    score=match.score,
+                    source=match.source,
+                )
+            )
+        tools = self.enabled_tools(matches)
+        messages = list(history)
+        model = self.plugins.model(self.model_name)
+        for _ in range(self.max_rounds):
+            request = ModelRequest(messages=messages, skills=matches, tools=list(tools.values()))
+            text: list[str] = []
+            calls: list[ToolCall] = []
+            async for output in model.stream(request):
+                if isinstance(output, TextDelta):
+                    text.append(output.text)
+                    turn.parts.append(output.text)
+                    turn.emit(Token(content=output.text))
+                elif isinstance(output, ReasoningDelta):
+                    turn.emit(Thinking(content=output.text))
+                elif isinstance(output, ToolCall):
+                    calls.append(output)
+            if not calls:
+                return
+            messages.append(
+                ChatMessage(role="assistant", content="".join(text), tool_calls=tuple(calls))
+            )
+            for call in calls:
+                outcome = await self.call_tool(turn, call, tools)
+                messages.append(
+                    ChatMessage(role="tool", content=outcome.content, tool_call_id=call.id)
+                )
+        raise TurnError(
+            ErrorCode.step_limit,
+            f"the model was still calling tools after {self.max_rounds} rounds",
+        )
+
+    def enabled_tools(self, matches: list[SkillMatch]) -> dict[str, Tool]:
+        """Every tool, or only those the matched skills name when any names some."""
+        named = {name for match in matches for name in match.tools}
+        if not named:
+            return dict(self.plugins.tools)
+        return {name: tool for name, tool in self.plugins.tools.items() if name in named}
+
+    async def call_tool(self, turn: Turn, call: ToolCall, tools: dict[str, Tool]) -> ToolOutcome:
+        """Run one tool call through validation, confirmation and the tool itself."""
+        arguments = _parse_arguments(call.arguments)
+        turn.emit(Step(kind="tool_call", tool=call.name, call_id=call.id, arguments=arguments))
+
+        def fail(code: ErrorCode, message: str) -> ToolOutcome:
+            turn.emit(
+                Step(
+                    kind="tool_result",
+                    tool=call.name,
+                    call_id=call.id,
+                    error=StepError(code=code, message=message),
+                )
+            )
+            return ToolOutcome.failed(message)
+
+        tool = tools.get(call.name)
+        if tool is None:
+            return fail(
+                ErrorCode.tool_error,
+                f"tool {call.name!r} is not available; available tools: {sorted(tools)}",
+            )
+        if not isinstance(arguments, dict):
+            return fail(ErrorCode.tool_error, "the arguments must be a JSON object")
+        try:
+            args = tool.arguments.model_validate(arguments)
+        except ValidationError as exc:
+            return fail(
+                ErrorCode.tool_error, f"invalid arguments: {describe_validation_error(exc)}"
+            )
+
+        if tool.requires_confirmation:
+            decision = await self.pending.confirm(
+                turn,
+                tool=tool.name,
+                arguments=arguments,
+                reason=tool.confirmation_reason or f"{tool.name}: {tool.description}",
+            )
+            if not decision.approved:
+                if decision.by == "timeout":
+                    why = f"nobody approved it within {self.pending.timeout_s:g} s"
+                else:
+                    why = "the user denied it" + (f": {decision.reason}" if decision.reason else "")
+                return ToolOutcome(f"Not run: {why}.")
+
+        ctx = ToolContext(
+            session=turn.session,
+            turn_id=turn.id,
+            call_id=call.id,
+            ask=lambda question: self._ask(turn, question),
+        )
+        try:
+            result = await asyncio.wait_for(tool.run(args, ctx), tool.timeout_s)
+        except ToolError as exc:
+            return fail(ErrorCode.tool_error, str(exc))
+        except TimeoutError:
+            return fail(ErrorCode.timeout, f"the tool took longer than {tool.timeout_s:g} s")
+        except Exception as exc:
+            log.exception("tool %s failed in turn %s", tool.name, turn.id)
+            return fail(ErrorCode.tool_error, f"the tool failed: {type(exc).__name__}: {exc}")
+        result = to_jsonable_python(result, fallback=str)
+        turn.emit(Step(kind="tool_result", tool=call.name, call_id=call.id, result=result))
+        return ToolOutcome(result if isinstance(result, str) else json.dumps(result))
+
+    async def _ask(self, turn: Turn, question: str) -> str:
+        reply = await self.pending.ask(turn, question)
+        if reply is None:
+            raise ToolError(f"the human did not answer within {self.pending.timeout_s:g} s")
+        return reply
+
+
+def _parse_arguments(raw: str) -> Any:
+    """The model's arguments as JSON, or the raw text when it is not JSON."""
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
