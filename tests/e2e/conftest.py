@@ -134,3 +134,24 @@ async def recv_until(ws, predicate, timeout: float = 30.0) -> list[dict]:
         frames.append(frame)
         if predicate(frame):
             return frames
+
+
+def is_type(*types: str):
+    return lambda frame: frame["type"] in types
+
+
+async def connect(ws_helper: WSChatHelper, session_id: str, **params):
+    ws = await websockets.connect(ws_helper.url(session_id, **params))
+    connected = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert connected["type"] == "connected"
+    return ws, connected
+
+
+async def send(ws, frame: dict | str | bytes) -> None:
+    await ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
+
+
+async def ping_pong(ws) -> dict:
+    """The connection is alive: a ping gets a pong (skipping anything in between)."""
+    await send(ws, {"type": "ping"})
+    return (await recv_until(ws, is_type("pong"), timeout=10))[-1]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
+from agent.tools import Tool, ToolContext
 from plugins.hookspecs import hookimpl
 
 
@@ -11,3 +14,16 @@ def match_skills(message, session):
     if "explode" in message:
         raise RuntimeError("this plugin is broken on purpose")
     return None
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+async def explode(args: NoArgs, ctx: ToolContext) -> None:
+    raise RuntimeError("this tool is broken on purpose")
+
+
+@hookimpl
+def register_tools() -> list[Tool]:
+    return [Tool(name="explode", description="Always fails.", arguments=NoArgs, run=explode)]

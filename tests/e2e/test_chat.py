@@ -14,9 +14,13 @@ from websockets.exceptions import InvalidStatus
 from agent.protocol import SERVER_EVENT_TYPES
 from tests.e2e.conftest import (
     WSChatHelper,
+    connect,
     create_session_via_api,
+    is_type,
+    ping_pong,
     recv_until,
     register_skill_via_api,
+    send,
 )
 
 SEED_TYPES = {
@@ -25,27 +29,6 @@ SEED_TYPES = {
     "team_formed", "expert_step", "expert_result", "plan_update", "team_synthesis",
     "team_dissolved",
 }  # fmt: skip
-
-
-def is_type(*types: str):
-    return lambda frame: frame["type"] in types
-
-
-async def connect(ws_helper: WSChatHelper, session_id: str, **params):
-    ws = await websockets.connect(ws_helper.url(session_id, **params))
-    connected = json.loads(await asyncio.wait_for(ws.recv(), 10))
-    assert connected["type"] == "connected"
-    return ws, connected
-
-
-async def send(ws, frame: dict | str | bytes) -> None:
-    await ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
-
-
-async def ping_pong(ws) -> dict:
-    """The connection is alive: a ping gets a pong (skipping anything in between)."""
-    await send(ws, {"type": "ping"})
-    return (await recv_until(ws, is_type("pong"), timeout=10))[-1]
 
 
 # ─── handshake ──────────────────────────────────────────────────────────────
@@ -291,6 +274,17 @@ BAD_FRAMES = [
         "unknown_request", "nope", id="unknown-reply-alias",
     ),
     pytest.param({"type": "confirmation_reply", "approved": True}, "bad_request", "request_id", id="no-id"),
+    pytest.param(
+        {"type": "confirmation_reply", "request_id": "r", "approved": "maybe"},
+        "bad_request", "approved", id="approved-not-bool",
+    ),
+    pytest.param({"type": "confirmation_reply", "request_id": "r"}, "bad_request", "approved", id="no-approved"),
+    pytest.param({"type": "human_reply", "request_id": "r"}, "bad_request", "content", id="reply-no-content"),
+    pytest.param({"type": "human_reply", "request_id": "r", "content": " "}, "bad_request", "content", id="reply-blank"),
+    pytest.param(
+        {"type": "reply", "request_id": "r", "content": "x" * (32 * 1024 + 1)}, "too_large", "limit", id="reply-32k+1",
+    ),
+    pytest.param({"type": "human_reply", "request_id": 5, "content": "x"}, "bad_request", "request_id", id="int-id"),
 ]  # fmt: skip
 
 
