@@ -57,7 +57,14 @@ def refuse_plugin_name(name: str) -> None:
         raise Conflict(f"skill {name!r} is provided by a plugin")
 
 
+def refuse_unknown_tools(spec: SkillSpec) -> None:
+    tools = runtime().plugins.tools
+    if unknown := sorted(set(spec.tools) - set(tools)):
+        raise ApiError(f"field 'tools': unknown tools {unknown}; available: {sorted(tools)}")
+
+
 async def save(spec: SkillSpec, skill: Skill | None) -> Skill:
+    refuse_unknown_tools(spec)
     owner_id = current_key().id
     fields = spec.model_dump(exclude={"name"}, mode="json")
     if skill is None:

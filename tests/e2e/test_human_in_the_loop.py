@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     is_type,
     ping_pong,
     recv_until,
+    register_skill_via_api,
     send,
 )
 from tests.e2e.server import QuartetServer
@@ -277,6 +278,19 @@ async def test_bad_tool_calls_are_told_to_the_model(ws_helper, api_client, direc
     result = next(f for f in frames if f.get("kind") == "tool_result")
     assert told in result["error"]["message"]
     assert told in frames[-1]["content"] and frames[-1]["type"] == "final_answer"
+
+
+async def test_a_skill_that_names_tools_restricts_the_model_to_them(ws_helper, api_client) -> None:
+    register_skill_via_api(api_client, "e2e_maths", keywords=["arithmetic"], tools=["calculator"])
+    sid = create_session_via_api(api_client)
+    content = "arithmetic " + tool("calculator", expression="1+1") + " [[tool:list_notes]]"
+    frames = await ws_helper.connect_and_chat(sid, [{"type": "message", "content": content}])
+    results = [f for f in frames if f.get("kind") == "tool_result"]
+    assert results[0]["result"] == 2
+    assert (
+        "tool 'list_notes' is not available; available tools: ['calculator']"
+        in (results[1]["error"]["message"])
+    )
 
 
 def test_plugins_endpoint_lists_tools(api_client) -> None:

@@ -138,7 +138,12 @@ def skill_name() -> str:
 
 def test_skill_crud(api_client: httpx.Client) -> None:
     name = skill_name()
-    body = {"name": name, "keywords": ["alpha", "beta"], "description": "d", "tools": ["calc"]}
+    body = {
+        "name": name,
+        "keywords": ["alpha", "beta"],
+        "description": "d",
+        "tools": ["calculator"],
+    }
     created = api_client.post("/api/v1/skills", json=body)
     assert created.status_code == 201
     assert created.json()["source"] == "rest" and created.json()["keywords"] == ["alpha", "beta"]
@@ -170,6 +175,7 @@ def test_skill_put_creates(api_client: httpx.Client) -> None:
         ({"name": "bad name!", "keywords": ["a"]}, "name"),
         ({"name": "ok", "keywords": "a"}, "keywords"),
         ({"name": "ok", "keywords": ["a"], "bogus": 1}, "bogus"),
+        ({"name": "ok", "keywords": ["a"], "tools": ["no_such_tool"]}, "tools"),
     ],
 )
 def test_skill_validation_names_the_field(api_client, body, field) -> None:
@@ -215,4 +221,5 @@ def test_plugins_lists_hooks_skills_models(api_client: httpx.Client) -> None:
     assert by_name["plugins.builtin.demo"]["models"] == ["demo"]
     assert by_name["plugins.examples.weather"]["skills"] == ["weather"]
     assert "match_skills" in by_name["tests.e2e.sample_plugins"]["hooks"]
+    assert "register_tools" in by_name["plugins.builtin.calculator"]["hooks"]
     assert body["model"] == "demo"
