@@ -54,4 +54,15 @@ class Settings(BaseSettings):
         description="Model rounds per turn; a model still calling tools after them ends the "
         "turn with `error` `step_limit`.",
     )
+    system_prompt: str = Field(
+        default="You are Quartet, a helpful assistant. Use the tools you are given when they "
+        "help, and ask the human when only they can answer.",
+        description="The start of every turn's system message; matched skills add theirs.",
+    )
+    history_budget_chars: int = Field(
+        default=32_000,
+        ge=0,
+        description="How many characters of earlier conversation the model sees; "
+        "the oldest messages are dropped first.",
+    )
     page_size: int = Field(default=50, ge=1, le=500, description="Default REST page size.")

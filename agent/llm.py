@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from agent.protocol import ErrorCode
 from agent.skills import SkillMatch
 
 if TYPE_CHECKING:
@@ -88,15 +89,35 @@ class ReasoningDelta:
     text: str
 
 
-ModelOutput = TextDelta | ReasoningDelta | ToolCall
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a model round consumed; the loop adds them up and stores them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
+
+
+ModelOutput = TextDelta | ReasoningDelta | ToolCall | Usage
 
 
 class ModelError(Exception):
-    """The model failed; ``retryable`` says whether sending again may work."""
+    """The model failed; the turn ends with an ``error`` frame.
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    :param retryable: whether sending the message again may work.
+    :param code: the frame's code: ``model_error``, or ``timeout`` for a stalled stream.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, code: ErrorCode = ErrorCode.model_error
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.code = code
 
 
 class ChatModel(Protocol):
@@ -108,6 +129,7 @@ class ChatModel(Protocol):
         """Yield the answer as it is produced. Raise :class:`ModelError` on failure.
 
         Yielding :class:`ToolCall` items asks for tools: when the stream ends,
-        the loop runs them and calls ``stream`` again with their results.
+        the loop runs them and calls ``stream`` again with their results. A
+        :class:`Usage` item reports the tokens the round consumed.
         """
         ...

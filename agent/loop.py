@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from agent.llm import ChatMessage, ModelRequest, ReasoningDelta, TextDelta, ToolCall
+from agent.llm import ChatMessage, ModelRequest, ReasoningDelta, TextDelta, ToolCall, Usage
 from agent.pending import PendingRequests
+from agent.prompt import build_messages
 from agent.protocol import (
     ErrorCode,
     SkillMatchEvent,
@@ -61,14 +63,30 @@ class ToolOutcome:
 
 
 class AgentLoop:
+    """Runs turns against one model.
+
+    :param max_rounds: model rounds per turn before ``error`` ``step_limit``.
+    :param system_prompt: the start of every turn's system message.
+    :param history_budget_chars: how much earlier conversation the model sees.
+    """
+
     def __init__(
-        self, plugins: PluginHost, pending: PendingRequests, model_name: str, max_rounds: int
+        self,
+        plugins: PluginHost,
+        pending: PendingRequests,
+        *,
+        model_name: str,
+        max_rounds: int = 10,
+        system_prompt: str = "",
+        history_budget_chars: int = 32_000,
     ) -> None:
         self.plugins = plugins
         self.pending = pending
         self.router = Router(plugins)
         self.model_name = model_name
         self.max_rounds = max_rounds
+        self.system_prompt = system_prompt
+        self.history_budget_chars = history_budget_chars
 
     async def run(self, turn: Turn, history: list[ChatMessage]) -> None:
         """Answer the turn's message; the answer text accumulates in ``turn.parts``.
@@ -88,21 +106,26 @@ class AgentLoop:
                 )
             )
         tools = self.enabled_tools(matches)
-        messages = list(history)
+        messages = build_messages(self.system_prompt, matches, history, self.history_budget_chars)
         model = self.plugins.model(self.model_name)
         for _ in range(self.max_rounds):
             request = ModelRequest(messages=messages, skills=matches, tools=list(tools.values()))
             text: list[str] = []
             calls: list[ToolCall] = []
-            async for output in model.stream(request):
-                if isinstance(output, TextDelta):
-                    text.append(output.text)
-                    turn.parts.append(output.text)
-                    turn.emit(Token(content=output.text))
-                elif isinstance(output, ReasoningDelta):
-                    turn.emit(Thinking(content=output.text))
-                elif isinstance(output, ToolCall):
-                    calls.append(output)
+            # aclosing: a cancelled turn closes the model's stream (and its
+            # upstream connection) at once, not when the generator is collected.
+            async with aclosing(model.stream(request)) as stream:
+                async for output in stream:
+                    if isinstance(output, TextDelta):
+                        text.append(output.text)
+                        turn.parts.append(output.text)
+                        turn.emit(Token(content=output.text))
+                    elif isinstance(output, ReasoningDelta):
+                        turn.emit(Thinking(content=output.text))
+                    elif isinstance(output, ToolCall):
+                        calls.append(output)
+                    elif isinstance(output, Usage):
+                        turn.usage = turn.usage + output if turn.usage else output
             if not calls:
                 return
             messages.append(

@@ -32,7 +32,14 @@ class Runtime:
         self.eventlog = EventLog(settings.event_flush_interval_s)
         self.bus = EventBus(self.eventlog)
         self.pending = PendingRequests(settings.confirmation_timeout_s)
-        self.loop = AgentLoop(plugins, self.pending, settings.model, settings.max_tool_rounds)
+        self.loop = AgentLoop(
+            plugins,
+            self.pending,
+            model_name=settings.model,
+            max_rounds=settings.max_tool_rounds,
+            system_prompt=settings.system_prompt,
+            history_budget_chars=settings.history_budget_chars,
+        )
         self.turns = TurnRunner(plugins, self.bus, self.loop)
 
     async def startup(self) -> None:
@@ -44,6 +51,7 @@ class Runtime:
 
     async def shutdown(self) -> None:
         await self.turns.shutdown()
+        await self.plugins.aclose()
         await self.eventlog.stop()
         await close_db()
 

@@ -9,12 +9,13 @@ the session, so a client that reacts to it can start the next turn at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
 
 from agent.bus import EventBus, SessionChannel
-from agent.llm import ChatMessage, ModelError
+from agent.llm import ChatMessage, ModelError, Usage
 from agent.loop import AgentLoop, TurnError
 from agent.protocol import Error as ErrorEvent
 from agent.protocol import ErrorCode, FinalAnswer, ServerEvent
@@ -45,6 +46,7 @@ class Turn:
     parts: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     cancelling: bool = False
+    usage: Usage | None = None
 
     def emit(self, event: ServerEvent) -> ServerEvent:
         """Publish *event* as part of this turn; it comes back numbered."""
@@ -145,7 +147,7 @@ class TurnRunner:
             await self._store_answer(turn, status)
             self._end(
                 turn,
-                ErrorEvent(code=ErrorCode.model_error, message=str(exc), retryable=exc.retryable),
+                ErrorEvent(code=exc.code, message=str(exc), retryable=exc.retryable),
             )
         except TurnError as exc:
             await self._store_answer(turn, status)
@@ -186,6 +188,7 @@ class TurnRunner:
             role="assistant",
             content=turn.answer,
             status=status,
+            usage=dataclasses.asdict(turn.usage) if turn.usage else None,
         )
 
     def _free(self, turn: Turn) -> None:

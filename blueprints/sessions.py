@@ -63,12 +63,18 @@ class SessionPage(BaseModel):
     offset: int
 
 
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
 class MessageOut(BaseModel):
     id: int
     turn_id: str | None
     role: str
     content: str
     status: str
+    usage: Usage | None = None
     created_at: datetime
 
 
@@ -153,6 +159,7 @@ async def list_messages(session_id: str, query_args: PageQuery) -> MessagePage:
                 role=m.role,
                 content=m.content,
                 status=m.status.value,
+                usage=m.usage,
                 created_at=m.created_at,
             )
             for m in rows

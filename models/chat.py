@@ -51,6 +51,9 @@ class Message(Model):
     role = fields.CharField(max_length=16)
     content = fields.TextField()
     status = fields.CharEnumField(MessageStatus, default=MessageStatus.complete)
+    usage = fields.JSONField(
+        null=True, description="An assistant message's tokens: input_tokens, output_tokens."
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

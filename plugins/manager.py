@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 BUILTIN_PLUGINS = (
     "plugins.builtin.demo",
+    "plugins.builtin.openai_chat",
     "plugins.builtin.calculator",
     "plugins.builtin.notes",
     "plugins.builtin.ask_human",
@@ -70,6 +71,8 @@ class PluginHost:
         self.pm = pm
         self.models: dict[str, ChatModel] = {}
         self.model_sources: dict[str, str] = {}
+        # Models chosen as family:variant, made on first use.
+        self._selected: dict[str, ChatModel] = {}
         self.plugin_skills: dict[str, KeywordSkill] = {}
         self.tools: dict[str, Tool] = {}
         self.tool_sources: dict[str, str] = {}
@@ -163,12 +166,37 @@ class PluginHost:
             self.pm.unregister(name=name)
 
     def model(self, name: str) -> ChatModel:
-        try:
-            return self.models[name]
-        except KeyError:
-            raise PluginError(
-                f"model {name!r} is not registered; available: {sorted(self.models)}"
-            ) from None
+        """The model *name* selects.
+
+        ``family:variant`` (e.g. ``openai:gpt-4o-mini``) asks the model
+        registered as ``family`` for ``family.variant("variant")``.
+
+        :raises PluginError: no such model, with the choices.
+        """
+        if (model := self._selected.get(name)) is not None:
+            return model
+        if (model := self.models.get(name)) is not None and not hasattr(model, "variant"):
+            return model
+        family, _, variant = name.partition(":")
+        base = self.models.get(family)
+        if base is not None and hasattr(base, "variant"):
+            if not variant:
+                raise PluginError(f"model {family!r} needs a model name: {family}:MODEL_NAME")
+            selected = self._selected[name] = base.variant(variant)
+            return selected
+        raise PluginError(f"model {name!r} is not registered; available: {self.model_names()}")
+
+    def model_names(self) -> list[str]:
+        return sorted(
+            f"{name}:MODEL_NAME" if hasattr(model, "variant") else name
+            for name, model in self.models.items()
+        )
+
+    async def aclose(self) -> None:
+        """Close what models hold open (HTTP clients)."""
+        for model in [*self.models.values(), *self._selected.values()]:
+            if (close := getattr(model, "aclose", None)) is not None:
+                await close()
 
     def describe(self) -> list[dict[str, Any]]:
         """Loaded plugins with their hooks, skills, tools and models (REST skills left out)."""

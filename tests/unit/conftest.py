@@ -111,7 +111,7 @@ def confirmation_timeout_s() -> float:
 async def rig(host, session, confirmation_timeout_s) -> AsyncIterator[Rig]:
     bus = EventBus(EventLog(flush_interval_s=60))
     pending = PendingRequests(confirmation_timeout_s)
-    loop = AgentLoop(host, pending, "scripted", max_rounds=4)
+    loop = AgentLoop(host, pending, model_name="scripted", max_rounds=4)
     runner = TurnRunner(host, bus, loop)
     ctx = SessionContext(session_id=session.id, owner_id=session.owner_id)
     outbox = Subscriber(1000)

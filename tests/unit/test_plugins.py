@@ -72,8 +72,19 @@ def test_a_model_name_registered_twice_is_an_error(tmp_path: Path) -> None:
 
 def test_unknown_model_is_named_with_the_choices(tmp_path: Path) -> None:
     host = build_plugin_host(tmp_path / "none.toml")
-    with pytest.raises(PluginError, match=r"'gpt-9'.*\['demo'\]"):
+    with pytest.raises(PluginError, match=r"'gpt-9'.*\['demo', 'openai:MODEL_NAME'\]"):
         host.model("gpt-9")
+
+
+def test_family_colon_variant_selects_a_model_of_the_family(tmp_path: Path) -> None:
+    host = build_plugin_host(tmp_path / "none.toml")
+    selected = host.model("openai:gpt-4o-mini")
+    assert selected.name == "openai:gpt-4o-mini" and selected.model_name == "gpt-4o-mini"
+    assert host.model("openai:gpt-4o-mini") is selected
+    with pytest.raises(PluginError, match="openai:MODEL_NAME"):
+        host.model("openai")
+    with pytest.raises(PluginError, match="not registered"):
+        host.model("demo:variant")
 
 
 class BadSkills:
