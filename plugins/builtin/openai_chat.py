@@ -38,6 +38,8 @@ from plugins.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 
+MAX_BACKOFF_S = 8.0
+
 
 class OpenAISettings(BaseSettings):
     """``QUARTET_OPENAI_*`` environment variables."""
@@ -57,7 +59,14 @@ class OpenAISettings(BaseSettings):
     stall_timeout_s: float = Field(
         default=60, gt=0, description="A stream silent this long ends the turn with `timeout`."
     )
+    retry_backoff_s: float = Field(
+        default=0.5, gt=0, description="First wait before retrying a stream; doubles each time."
+    )
     connect_timeout_s: float = Field(default=10, gt=0)
+
+
+class StreamBroke(ModelError):
+    """The stream failed after it started (an error event, a drop, a stall)."""
 
 
 @dataclass
@@ -99,8 +108,29 @@ class OpenAIChat:
             await self._client.close()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelOutput]:
+        """Stream one answer, retrying a stream that fails before its first output.
+
+        Failures of the request itself (connection, 429, 5xx) are retried by the
+        ``openai`` client; this covers a stream that breaks or stalls after its
+        headers but before anything reached the client.
+        """
         if self.model_name is None:
             raise ModelError("say which model: QUARTET_MODEL=openai:MODEL_NAME")
+        for attempt in range(self.settings.max_retries + 1):
+            produced = False
+            try:
+                async for output in self._attempt(request):
+                    produced = True
+                    yield output
+                return
+            except StreamBroke as exc:
+                if produced or not exc.retryable or attempt == self.settings.max_retries:
+                    raise
+                delay = min(self.settings.retry_backoff_s * 2**attempt, MAX_BACKOFF_S)
+                log.warning("model stream failed before any output (%s); retry in %gs", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _attempt(self, request: ModelRequest) -> AsyncIterator[ModelOutput]:
         options: dict[str, Any] = {}
         if request.tools:
             options["tools"] = [tool_schema(tool) for tool in request.tools]
@@ -123,7 +153,7 @@ class OpenAIChat:
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    raise ModelError(
+                    raise StreamBroke(
                         f"the model sent nothing for {self.settings.stall_timeout_s:g} s",
                         retryable=True,
                         code=ErrorCode.timeout,
@@ -146,7 +176,8 @@ class OpenAIChat:
                             pending.name = part.function.name or pending.name
                             pending.arguments.append(part.function.arguments or "")
         except openai.APIError as exc:
-            raise model_error(exc) from exc
+            broke = model_error(exc)
+            raise StreamBroke(str(broke), retryable=broke.retryable) from exc
         finally:
             # Closing the response closes the upstream connection: a cancelled
             # turn stops the model's generation too.

@@ -39,7 +39,9 @@ def fake(server: FakeOpenAI) -> FakeOpenAI:
 @pytest.fixture
 async def model(fake: FakeOpenAI):
     family = OpenAIChat(
-        OpenAISettings(base_url=fake.base_url, api_key="sk-test", stall_timeout_s=0.3)
+        OpenAISettings(
+            base_url=fake.base_url, api_key="sk-test", stall_timeout_s=0.3, retry_backoff_s=0.01
+        )
     )
     selected = family.variant("fake-model")
     yield selected
@@ -172,11 +174,32 @@ async def test_an_error_mid_stream_is_not_retried(model, fake) -> None:
 
 async def test_a_stalled_stream_is_a_timeout(model, fake) -> None:
     fake.enqueue(fake_openai.text("one two three", stall_after=1))
+    outputs: list[object] = []
     with pytest.raises(ModelError) as failed:
-        await collect(model)
+        async for output in model.stream(request()):
+            outputs.append(output)
+    assert outputs == [TextDelta("one")]
     assert failed.value.code == "timeout" and "0.3 s" in str(failed.value)
     # Giving up closes the upstream connection.
     assert await asyncio.to_thread(fake.disconnected.wait, 10)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [fake_openai.text("never", error_after=0), fake_openai.text("never", stall_after=0)],
+    ids=["error-event", "stall"],
+)
+async def test_a_stream_that_breaks_before_its_first_output_is_retried(model, fake, broken) -> None:
+    fake.enqueue(broken, fake_openai.text("second try"))
+    assert (await collect(model))[:2] == [TextDelta("second"), TextDelta(" try")]
+    assert len(fake.requests) == 2
+
+
+async def test_retries_of_a_broken_stream_are_bounded(model, fake) -> None:
+    fake.enqueue(*[fake_openai.text("never", error_after=0)] * 3)
+    with pytest.raises(ModelError, match="upstream exploded"):
+        await collect(model)
+    assert len(fake.requests) == 3
 
 
 async def test_closing_the_stream_closes_the_upstream_connection(model, fake) -> None:
