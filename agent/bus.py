@@ -110,11 +110,6 @@ class SessionChannel:
             sub.offer(item)
         return event
 
-    def replay_to(self, sub: Subscriber, events: list[ServerEvent]) -> None:
-        """Send already-published events again, to one connection, as they were logged."""
-        for event in events:
-            sub.offer(Outgoing(event, event.to_json()))
-
     def send_to(self, sub: Subscriber, event: ServerEvent) -> None:
         """An unlogged reply for one connection (pong, an error about its frame)."""
         event.session_id = self.session_id

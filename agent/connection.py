@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from agent.bus import SessionChannel, Subscriber, coalesce
+from agent.bus import Outgoing, SessionChannel, Subscriber, coalesce
 from agent.protocol import (
     Cancel,
     ClientFrame,
@@ -25,6 +25,7 @@ from agent.protocol import (
     ProtocolError,
     UserMessage,
     parse_client_frame,
+    server_event_adapter,
 )
 from agent.runtime import Runtime
 from agent.skills import SessionContext
@@ -52,24 +53,31 @@ class ChatConnection:
         self._receive = receive
         self.outbox = Subscriber(runtime.settings.client_queue_size)
 
-    async def serve(self) -> tuple[int, str] | None:
-        """Run until the client leaves; returns a close code and reason to send, if any."""
+    async def serve(self, last_seq: int | None = None) -> tuple[int, str] | None:
+        """Run until the client leaves; returns a close code and reason to send, if any.
+
+        :param last_seq: the last seq the client has; every stored event after
+            it is replayed after ``connected``, before live events.
+        """
+        # Subscribing and noting the channel's seq happen in one step: live
+        # events after `upto` queue in the outbox while the replay is read, so
+        # the client gets everything exactly once.
         self.channel.subscribers.add(self.outbox)
-        # Subscribing, sending `connected` and the requests still waiting for an
-        # answer happen in one step, so the first live event the client sees is
-        # exactly the one after `last_seq`.
-        waiting = self.runtime.pending.open_events(self.session.session_id)
-        self.channel.send_to(
-            self.outbox,
-            Connected(
-                last_seq=self.channel.last_seq,
-                model=self.runtime.settings.model,
-                resumed=len(waiting),
-            ),
-        )
-        self.channel.replay_to(self.outbox, waiting)
-        receiver = asyncio.create_task(self._receive_loop())
+        upto = self.channel.last_seq
+        receiver: asyncio.Task[None] | None = None
         try:
+            replay = await self._replay(last_seq, upto)
+            connected = Connected(
+                session_id=self.session.session_id,
+                seq=upto,
+                last_seq=upto,
+                model=self.runtime.settings.model,
+                resumed=len(replay),
+            )
+            await self._send(connected.to_json())
+            for item in replay:
+                await self._send(item.frame)
+            receiver = asyncio.create_task(self._receive_loop())
             while not receiver.done():
                 items = await self._next_items(receiver)
                 if self.outbox.overflowed:
@@ -78,13 +86,28 @@ class ChatConnection:
                     await self._send(item.frame)
             return None
         finally:
-            receiver.cancel()
-            await asyncio.gather(receiver, return_exceptions=True)
+            if receiver is not None:
+                receiver.cancel()
+                await asyncio.gather(receiver, return_exceptions=True)
             self.channel.subscribers.discard(self.outbox)
             self.runtime.bus.release(
                 self.session.session_id,
                 busy=self.runtime.turns.is_running(self.session.session_id),
             )
+
+    async def _replay(self, last_seq: int | None, upto: int) -> list[Outgoing]:
+        """What follows ``connected``: the stored events after *last_seq*, tokens merged.
+
+        Without *last_seq*, the session's unanswered requests, so that a client
+        joining a waiting turn can answer it.
+        """
+        if last_seq is None:
+            waiting = self.runtime.pending.open_events(self.session.session_id)
+            return [Outgoing(event, event.to_json()) for event in waiting]
+        frames = await self.runtime.eventlog.read(
+            self.session.session_id, after=last_seq, upto=upto
+        )
+        return coalesce([Outgoing(server_event_adapter.validate_json(f), f) for f in frames])
 
     async def _next_items(self, receiver: asyncio.Task[None]) -> list:
         drain = asyncio.ensure_future(self.outbox.drain())

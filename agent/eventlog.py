@@ -66,15 +66,18 @@ class EventLog:
         )
         return top or 0
 
-    async def read(self, session_id: str, *, after: int, limit: int) -> list[str]:
-        """Stored frames (JSON text) with ``seq > after``, in order."""
+    async def read(
+        self, session_id: str, *, after: int, upto: int | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Stored frames (JSON text) with ``after < seq <= upto``, in order."""
         await self.flush()
-        return await (
-            Event.filter(session_id=session_id, seq__gt=after)
-            .order_by("seq")
-            .limit(limit)
-            .values_list("frame", flat=True)
-        )
+        query = Event.filter(session_id=session_id, seq__gt=after)
+        if upto is not None:
+            query = query.filter(seq__lte=upto)
+        query = query.order_by("seq")
+        if limit is not None:
+            query = query.limit(limit)
+        return await query.values_list("frame", flat=True)
 
     async def _run(self) -> None:
         while True:

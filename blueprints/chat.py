@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, websocket
 
 from agent.connection import ChatConnection
+from agent.protocol import describe_validation_error
 from agent.skills import SessionContext
 from blueprints import runtime
 from blueprints.auth import authenticate
@@ -12,6 +14,13 @@ from blueprints.errors import ApiError, error_response
 from models import Session
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
+
+
+class ChatQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    last_seq: int | None = Field(
+        default=None, ge=0, description="Replay the stored events after this seq."
+    )
 
 
 @bp.websocket("/ws/<session_id>")
@@ -24,6 +33,10 @@ async def chat_ws(session_id: str):
     session = await Session.get_or_none(id=session_id, owner_id=key.id)
     if session is None:
         return error_response("not_found", f"no session {session_id!r}", 404)
+    try:
+        query = ChatQuery.model_validate(websocket.args.to_dict())
+    except ValidationError as exc:
+        return error_response("bad_request", describe_validation_error(exc), 400)
     rt = runtime()
     channel = await rt.bus.channel(session.id)
     await websocket.accept()
@@ -34,6 +47,6 @@ async def chat_ws(session_id: str):
         send=websocket.send,
         receive=websocket.receive,
     )
-    closing = await connection.serve()
+    closing = await connection.serve(query.last_seq)
     if closing is not None:
         await websocket.close(*closing)
