@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     tool_error = "tool_error"
     timeout = "timeout"
     step_limit = "step_limit"
+    interrupted = "interrupted"
     internal = "internal"
 
 

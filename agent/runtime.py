@@ -47,6 +47,7 @@ class Runtime:
         await self._bootstrap_admin_key()
         async for skill in Skill.all():
             self.plugins.register_rest_skill(skill.owner_id, skill_spec(skill))
+        await self.turns.close_interrupted()
         self.eventlog.start()
 
     async def shutdown(self) -> None:

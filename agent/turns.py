@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tortoise.expressions import Subquery
 
 from agent.bus import EventBus, SessionChannel
 from agent.llm import ChatMessage, ModelError, Usage
@@ -20,12 +24,22 @@ from agent.loop import AgentLoop, TurnError
 from agent.protocol import Error as ErrorEvent
 from agent.protocol import ErrorCode, FinalAnswer, ServerEvent
 from agent.skills import SessionContext
-from models import Message, MessageStatus
+from models import Event, Message, MessageStatus, PendingRequest, RequestStatus
 from plugins.manager import PluginHost
 
 log = logging.getLogger(__name__)
 
 HISTORY_MESSAGES = 50
+#: Far more frames than can wait unlogged in the write-behind buffer.
+SEQ_GAP_AFTER_CRASH = 10_000
+
+
+def interrupted_error() -> ErrorEvent:
+    return ErrorEvent(
+        code=ErrorCode.interrupted,
+        message="the server stopped while this turn ran; send the message again",
+        retryable=True,
+    )
 
 
 class TurnRejected(Exception):
@@ -46,6 +60,7 @@ class Turn:
     parts: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     cancelling: bool = False
+    interrupted: bool = False
     usage: Usage | None = None
 
     def emit(self, event: ServerEvent) -> ServerEvent:
@@ -115,9 +130,10 @@ class TurnRunner:
         await asyncio.gather(turn.task, return_exceptions=True)
 
     async def shutdown(self) -> None:
-        """Cancel every running turn and wait for them to record how they ended."""
-        for session_id in list(self._active):
-            await self.cancel_and_wait(session_id)
+        """Stop every running turn (``error`` ``interrupted``) and wait for them to end."""
+        for turn in list(self._active.values()):
+            turn.interrupted = True
+            await self.cancel_and_wait(turn.session.session_id)
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ── the turn itself ──
@@ -139,9 +155,13 @@ class TurnRunner:
             stored = await self._store_answer(turn, status)
             self._end(turn, FinalAnswer(content=turn.answer, message_id=stored.id))
         except asyncio.CancelledError:
-            status = MessageStatus.cancelled
-            await self._store_answer(turn, status)
-            self._end(turn, ErrorEvent(code=ErrorCode.cancelled, message="turn cancelled"))
+            if turn.interrupted:
+                await self._store_answer(turn, status)
+                self._end(turn, interrupted_error())
+            else:
+                status = MessageStatus.cancelled
+                await self._store_answer(turn, status)
+                self._end(turn, ErrorEvent(code=ErrorCode.cancelled, message="turn cancelled"))
             raise
         except ModelError as exc:
             await self._store_answer(turn, status)
@@ -190,6 +210,47 @@ class TurnRunner:
             status=status,
             usage=dataclasses.asdict(turn.usage) if turn.usage else None,
         )
+
+    async def close_interrupted(self) -> int:
+        """Close the turns a previous process left running when it died.
+
+        Each gets its partial answer (the tokens in the event log) stored with
+        status ``error`` and an ``error`` ``interrupted`` event at the end of
+        its session's log; its open requests are marked cancelled.
+
+        :returns: how many turns were closed.
+        """
+        answered = Message.filter(role="assistant", turn_id__isnull=False).values("turn_id")
+        orphans = await Message.filter(role="user").exclude(turn_id__in=Subquery(answered))
+        for message in orphans:
+            session_id, turn_id = message.session_id, message.turn_id
+            frames = await Event.filter(turn_id=turn_id, type="token").values_list(
+                "frame", flat=True
+            )
+            partial = "".join(json.loads(frame)["content"] for frame in frames)
+            await Message.create(
+                session_id=session_id,
+                turn_id=turn_id,
+                role="assistant",
+                content=partial,
+                status=MessageStatus.error,
+            )
+            await PendingRequest.filter(turn_id=turn_id, status=RequestStatus.open).update(
+                status=RequestStatus.cancelled, resolved_at=datetime.now(UTC)
+            )
+            channel = await self.bus.channel(session_id)
+            # The dead process may have sent frames it never logged (the log is
+            # written behind); jump past any seq a client could have seen.
+            channel.last_seq += SEQ_GAP_AFTER_CRASH
+            event = interrupted_error()
+            event.turn_id = turn_id
+            channel.publish(event)
+            self.bus.release(session_id, busy=False)
+            log.warning(
+                "closed turn %s of session %s, interrupted by a restart", turn_id, session_id
+            )
+        await self.bus.log.flush()
+        return len(orphans)
 
     def _free(self, turn: Turn) -> None:
         if self._active.get(turn.session.session_id) is turn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -78,6 +79,7 @@ class QuartetServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,
         )
         sock.close()
         self._reader = threading.Thread(target=self._read_output, daemon=True)
@@ -97,6 +99,15 @@ class QuartetServer:
 
     def output(self) -> str:
         return "".join(self.lines)
+
+    def kill(self) -> None:
+        """End the server abruptly, as a crash would: SIGKILL to hypercorn and its workers."""
+        assert self.proc is not None
+        # hypercorn serves from a worker process; killing only the parent would
+        # leave the worker running, so kill the whole process group.
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.stop()
 
     def stop(self) -> None:
         if self.proc is None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import WSChatHelper
+from tests.e2e.conftest import WSChatHelper, connect, recv_until, send
 from tests.e2e.server import QuartetServer
 
 
@@ -43,3 +46,61 @@ def test_rest_skill_and_history_survive_a_restart(tmp_path: Path) -> None:
     assert [m["content"] for m in messages.json()["items"]][::2] == ["before", "a persistent skill"]
     # The seq carries on from the stored log after the restart.
     assert frames[0]["last_seq"] > 0 and frames[1]["seq"] == frames[0]["last_seq"] + 1
+
+
+async def read_turn_until_killed(server: QuartetServer, sid: str, *, kill: bool) -> list[dict]:
+    """Start a slow turn, read some of it, then stop the server (SIGKILL or SIGTERM)."""
+    helper = WSChatHelper(server.base_ws_url, server.api_key)
+    ws, _ = await connect(helper, sid)
+    async with ws:
+        await send(ws, {"type": "message", "content": "[[slow:20]] " + "word " * 300})
+        seen = await recv_until(ws, lambda f: f["type"] == "token" and f["seq"] >= 10)
+        await asyncio.to_thread(server.kill if kill else server.stop)
+        try:
+            while True:
+                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+        except ConnectionClosed:
+            pass
+    return seen
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["sigkill", "sigterm"])
+def test_a_turn_stopped_by_the_server_going_down_ends_interrupted(tmp_path: Path, kill) -> None:
+    server = QuartetServer(tmp_path, api_key="crash-key").start()
+    headers = {"X-API-Key": server.api_key}
+    sid = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers=headers).json()["id"]
+    seen = asyncio.run(read_turn_until_killed(server, sid, kill=kill))
+
+    server = QuartetServer(tmp_path, api_key="crash-key").start()
+    try:
+        helper = WSChatHelper(server.base_ws_url, server.api_key)
+
+        async def resume() -> tuple[list[dict], list[dict]]:
+            ws, connected = await connect(helper, sid, last_seq=seen[-1]["seq"])
+            async with ws:
+                replay = [json.loads(await ws.recv()) for _ in range(connected["resumed"])]
+                await send(ws, {"type": "message", "content": "after"})
+                after = await recv_until(ws, lambda f: f["type"] in ("final_answer", "error"))
+            return replay, after
+
+        replay, after = asyncio.run(resume())
+        messages = httpx.get(
+            f"{server.base_url}/api/v1/sessions/{sid}/messages", headers=headers
+        ).json()["items"]
+    finally:
+        server.stop()
+    # The replay holds what the turn logged after the client lost it, then its end.
+    assert [f["type"] for f in replay[:-1]] == ["token"] * (len(replay) - 1)
+    end = replay[-1]
+    assert (end["type"], end["code"], end["retryable"]) == ("error", "interrupted", True)
+    assert end["seq"] > seen[-1]["seq"] and end["turn_id"] == seen[0]["turn_id"]
+    assert after[-1]["content"] == "You said: after" and after[0]["seq"] > end["seq"]
+    interrupted = messages[1]
+    assert interrupted["status"] == "error" and interrupted["content"]
+    text = "".join(f["content"] for f in seen + replay if f["type"] == "token")
+    if kill:
+        # What was stored is what was logged: a SIGKILL may cost the frames of
+        # the last flush interval, which the client saw live.
+        assert text.startswith(interrupted["content"])
+    else:
+        assert interrupted["content"] == text

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from agent.llm import ModelError, ReasoningDelta, TextDelta
-from agent.protocol import ErrorCode
+from agent.protocol import ErrorCode, Token
 from agent.skills import SkillSpec
-from agent.turns import TurnRejected
-from models import Event, Message
+from agent.turns import SEQ_GAP_AFTER_CRASH, TurnRejected
+from models import Event, Message, PendingRequest
 
 
 async def test_a_turn_streams_and_stores(rig, scripted, host) -> None:
@@ -106,3 +106,47 @@ async def test_cancel_with_nothing_running(rig) -> None:
     with pytest.raises(TurnRejected) as caught:
         runner.cancel(ctx.session_id)
     assert caught.value.code == ErrorCode.no_active_turn
+
+
+async def test_shutdown_interrupts_a_running_turn(rig, scripted) -> None:
+    scripted.enqueue([TextDelta("half"), asyncio.Event()])
+    await rig.runner.start(rig.ctx, "go")
+    await rig.frames_until("token")
+    await rig.runner.shutdown()
+    frames = await rig.frames_until_end()
+    assert frames[-1] == frames[-1] | {"code": "interrupted", "retryable": True}
+    stored = await Message.get(session_id=rig.ctx.session_id, role="assistant")
+    assert (stored.content, stored.status) == ("half", "error")
+
+
+async def test_turns_a_dead_process_left_running_are_closed_at_startup(rig, session) -> None:
+    # What a process that died mid-turn leaves behind: the user message, the
+    # tokens it had logged, an open request, and no answer.
+    await Message.create(session_id=session.id, turn_id="t1", role="user", content="hi")
+    for seq, text in [(1, "You"), (2, " said")]:
+        token = Token(session_id=session.id, seq=seq, turn_id="t1", content=text)
+        await Event.create(
+            session_id=session.id, seq=seq, type="token", turn_id="t1", frame=token.to_json()
+        )
+    await PendingRequest.create(
+        id="r1",
+        session_id=session.id,
+        turn_id="t1",
+        kind="question",
+        seq=2,
+        prompt="?",
+        timeout_s=1,
+    )
+    # A finished turn is left alone.
+    await Message.create(session_id=session.id, turn_id="t0", role="user", content="a")
+    await Message.create(session_id=session.id, turn_id="t0", role="assistant", content="b")
+
+    rig.runner.bus.drop(session.id)  # as at startup: no channel yet
+    assert await rig.runner.close_interrupted() == 1
+    answer = await Message.get(turn_id="t1", role="assistant")
+    assert (answer.content, answer.status) == ("You said", "error")
+    last = await Event.filter(session_id=session.id).order_by("-seq").first()
+    assert (last.seq, last.type, last.turn_id) == (2 + SEQ_GAP_AFTER_CRASH + 1, "error", "t1")
+    assert '"code":"interrupted"' in last.frame
+    assert (await PendingRequest.get(id="r1")).status == "cancelled"
+    assert await rig.runner.close_interrupted() == 0
