@@ -25,17 +25,10 @@ TURN_END = ("final_answer", "error")
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def openai_server(upstream, tmp_path_factory) -> Iterator[QuartetServer]:
+def openai_server(fake_openai_server: FakeOpenAI, tmp_path_factory) -> Iterator[QuartetServer]:
     env = {
         "QUARTET_MODEL": "openai:fake-model",
-        "QUARTET_OPENAI_BASE_URL": upstream.base_url,
+        "QUARTET_OPENAI_BASE_URL": fake_openai_server.base_url,
         "QUARTET_OPENAI_API_KEY": "sk-test",
         "QUARTET_OPENAI_STALL_TIMEOUT_S": "0.5",
         "QUARTET_SYSTEM_PROMPT": "You are under test.",
@@ -43,12 +36,6 @@ def openai_server(upstream, tmp_path_factory) -> Iterator[QuartetServer]:
     server = QuartetServer(tmp_path_factory.mktemp("openai"), env=env).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def fake(upstream: FakeOpenAI) -> FakeOpenAI:
-    upstream.reset()
-    return upstream
 
 
 @pytest.fixture(scope="module")

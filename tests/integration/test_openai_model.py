@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from pydantic import BaseModel
@@ -21,19 +20,6 @@ from agent.tools import Tool
 from plugins.builtin.openai_chat import OpenAIChat, OpenAISettings
 from tests import fake_openai
 from tests.fake_openai import FakeOpenAI, Script
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake(server: FakeOpenAI) -> FakeOpenAI:
-    server.reset()
-    return server
 
 
 @pytest.fixture
@@ -161,25 +147,28 @@ async def test_401_is_not_retried_and_says_what_to_check(model, fake) -> None:
     assert len(fake.requests) == 1
 
 
-async def test_an_error_mid_stream_is_not_retried(model, fake) -> None:
-    fake.enqueue(fake_openai.text("one two three four", error_after=2))
+async def collect_until_error(model: OpenAIChat) -> tuple[list[object], ModelError]:
+    """What the stream yielded before it raised, and what it raised."""
     outputs: list[object] = []
     with pytest.raises(ModelError) as failed:
         async for output in model.stream(request()):
             outputs.append(output)
+    return outputs, failed.value
+
+
+async def test_an_error_mid_stream_is_not_retried(model, fake) -> None:
+    fake.enqueue(fake_openai.text("one two three four", error_after=2))
+    outputs, error = await collect_until_error(model)
     assert outputs == [TextDelta("one"), TextDelta(" two")]
-    assert failed.value.retryable and "upstream exploded" in str(failed.value)
+    assert error.retryable and "upstream exploded" in str(error)
     assert len(fake.requests) == 1
 
 
 async def test_a_stalled_stream_is_a_timeout(model, fake) -> None:
     fake.enqueue(fake_openai.text("one two three", stall_after=1))
-    outputs: list[object] = []
-    with pytest.raises(ModelError) as failed:
-        async for output in model.stream(request()):
-            outputs.append(output)
+    outputs, error = await collect_until_error(model)
     assert outputs == [TextDelta("one")]
-    assert failed.value.code == "timeout" and "0.3 s" in str(failed.value)
+    assert error.code == "timeout" and "0.3 s" in str(error)
     # Giving up closes the upstream connection.
     assert await asyncio.to_thread(fake.disconnected.wait, 10)
 

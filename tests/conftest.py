@@ -1,0 +1,24 @@
+"""Fixtures every kind of test may use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fake_openai import FakeOpenAI
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server() -> Iterator[FakeOpenAI]:
+    """One scriptable Chat Completions server on loopback for the whole run."""
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
+    """The fake server, with no scripts and no recorded requests."""
+    fake_openai_server.reset()
+    return fake_openai_server
