@@ -2,33 +2,79 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import OperationalError
+from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
 from models import MODEL_MODULES
+
+log = logging.getLogger(__name__)
+
+FIRST_MIGRATION = "0001_initial"
 
 
 def tortoise_config(database_url: str) -> dict:
     return {
         "connections": {"default": database_url},
-        "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "models.migrations",
+            }
+        },
         "use_tz": True,
         "timezone": "UTC",
     }
 
 
 async def init_db(database_url: str) -> None:
-    """Connect and create missing tables.
+    """Connect and bring the schema up to date with the migrations in ``models/migrations``.
 
     The context is made the process-wide fallback because hypercorn serves
     requests in tasks that do not inherit the startup task's context.
     """
     if database_url.startswith("sqlite://") and ":memory:" not in database_url:
         Path(database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
-    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
-    await Tortoise.generate_schemas(safe=True)
+    config = tortoise_config(database_url)
+    await Tortoise.init(config=config, _enable_global_fallback=True)
+    await migrate(config)
+
+
+async def migrate(config: dict) -> None:
+    """Apply the migrations the database has not had yet.
+
+    A database made before Quartet had migrations (its tables were created
+    directly, as in 0001) is marked as having 0001 first.
+    """
+    connection = connections.get("default")
+    executor = MigrationExecutor(connection, config["apps"])
+    if await _predates_migrations(connection):
+        log.warning("database made before migrations; marking %s as applied", FIRST_MIGRATION)
+        await executor.migrate([MigrationTarget("models", FIRST_MIGRATION)], fake=True)
+    await executor.migrate()
+
+
+async def _predates_migrations(connection: BaseDBAsyncClient) -> bool:
+    """Quartet's tables exist but the migration history does not."""
+    try:
+        await connection.execute_query("SELECT 1 FROM sessions LIMIT 1")
+    except OperationalError:
+        return False
+    try:
+        await connection.execute_query("SELECT 1 FROM tortoise_migrations LIMIT 1")
+    except OperationalError:
+        return True
+    return False
 
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+
+
+#: For the ``tortoise`` CLI: ``python -m tortoise -c models.db.TORTOISE_ORM makemigrations``.
+TORTOISE_ORM = tortoise_config("sqlite://./data/quartet.db")
