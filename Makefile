@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install services run test lint format bench clean
 
 install: $(STAMP)
 
@@ -25,7 +25,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# PostgreSQL for the tests that need a real one (apt, as root; they skip loudly otherwise).
+services:
+	sh scripts/install-services.sh
+
+test: lint services
 	$(BIN)/python -m pytest -ra
 
 bench: install

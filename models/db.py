@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.exceptions import OperationalError
 from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
@@ -74,6 +75,10 @@ async def _predates_migrations(connection: BaseDBAsyncClient) -> bool:
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+    # Tortoise caches each model's INSERT by connection name, not by backend;
+    # forget them so the next init_db may be another database (tests use
+    # SQLite and PostgreSQL in one process).
+    EXECUTOR_CACHE.clear()
 
 
 #: For the ``tortoise`` CLI: ``python -m tortoise -c models.db.TORTOISE_ORM makemigrations``.

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fake_openai import FakeOpenAI
+from tests.services import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +23,13 @@ def fake(fake_openai_server: FakeOpenAI) -> FakeOpenAI:
     """The fake server, with no scripts and no recorded requests."""
     fake_openai_server.reset()
     return fake_openai_server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL on a free loopback port, for the whole run."""
+    server = PostgresServer()
+    if reason := server.unavailable():
+        pytest.skip(f"NO POSTGRES: {reason}")
+    yield server.start()
+    server.stop()
