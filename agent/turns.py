@@ -156,29 +156,24 @@ class TurnRunner:
             self._end(turn, FinalAnswer(content=turn.answer, message_id=stored.id))
         except asyncio.CancelledError:
             if turn.interrupted:
-                await self._store_answer(turn, status)
-                self._end(turn, interrupted_error())
+                await self._close(turn, status, interrupted_error())
             else:
                 status = MessageStatus.cancelled
-                await self._store_answer(turn, status)
-                self._end(turn, ErrorEvent(code=ErrorCode.cancelled, message="turn cancelled"))
+                await self._close(
+                    turn, status, ErrorEvent(code=ErrorCode.cancelled, message="turn cancelled")
+                )
             raise
         except ModelError as exc:
-            await self._store_answer(turn, status)
-            self._end(
-                turn,
-                ErrorEvent(code=exc.code, message=str(exc), retryable=exc.retryable),
-            )
+            error = ErrorEvent(code=exc.code, message=str(exc), retryable=exc.retryable)
+            await self._close(turn, status, error)
         except TurnError as exc:
-            await self._store_answer(turn, status)
-            self._end(turn, ErrorEvent(code=exc.code, message=exc.message))
+            await self._close(turn, status, ErrorEvent(code=exc.code, message=exc.message))
         except Exception:
             log.exception("turn %s failed", turn.id)
-            await self._store_answer(turn, status)
-            self._end(
-                turn,
-                ErrorEvent(code=ErrorCode.internal, message="the turn failed; see the server log"),
+            error = ErrorEvent(
+                code=ErrorCode.internal, message="the turn failed; see the server log"
             )
+            await self._close(turn, status, error)
         finally:
             # Whatever happened, the session must be free again.
             self._free(turn)
@@ -255,6 +250,11 @@ class TurnRunner:
     def _free(self, turn: Turn) -> None:
         if self._active.get(turn.session.session_id) is turn:
             del self._active[turn.session.session_id]
+
+    async def _close(self, turn: Turn, status: MessageStatus, error: ErrorEvent) -> None:
+        """End a turn that did not complete: keep its partial answer, send *error*."""
+        await self._store_answer(turn, status)
+        self._end(turn, error)
 
     def _end(self, turn: Turn, event: ServerEvent) -> None:
         # Free the session and publish the last frame with no await in between.

@@ -155,3 +155,13 @@ async def ping_pong(ws) -> dict:
     """The connection is alive: a ping gets a pong (skipping anything in between)."""
     await send(ws, {"type": "ping"})
     return (await recv_until(ws, is_type("pong"), timeout=10))[-1]
+
+
+async def recv_one(ws) -> dict:
+    """The next frame, whatever it is."""
+    return (await recv_until(ws, lambda frame: True, timeout=10))[0]
+
+
+async def recv_replay(ws, connected: dict) -> list[dict]:
+    """The frames a resume replays after ``connected`` (``resumed`` of them)."""
+    return [await recv_one(ws) for _ in range(connected["resumed"])]

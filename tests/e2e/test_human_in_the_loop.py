@@ -10,11 +10,13 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import (
+    TURN_END,
     WSChatHelper,
     connect,
     create_session_via_api,
     is_type,
     ping_pong,
+    recv_one,
     recv_until,
     register_skill_via_api,
     send,
@@ -22,7 +24,6 @@ from tests.e2e.conftest import (
 from tests.e2e.server import QuartetServer
 
 SAVE_NOTE = '[[tool:save_note {"text": "buy milk"}]]'
-TURN_END = ("final_answer", "error")
 
 
 def tool(name: str, **arguments: object) -> str:
@@ -166,7 +167,7 @@ async def test_a_client_that_connects_while_a_turn_waits_gets_the_request(
         late, connected = await connect(ws_helper, sid)
         async with late:
             assert connected["resumed"] == 1 and connected["last_seq"] == request["seq"]
-            replayed = (await recv_until(late, lambda f: True))[-1]
+            replayed = await recv_one(late)
             assert replayed == request
             await send(late, confirm(replayed, True))
             frames = await recv_until(late, is_type(*TURN_END))

@@ -11,6 +11,7 @@ import pytest
 
 from tests import fake_openai
 from tests.e2e.conftest import (
+    TURN_END,
     WSChatHelper,
     connect,
     create_session_via_api,
@@ -20,8 +21,6 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.server import QuartetServer
 from tests.fake_openai import FakeOpenAI
-
-TURN_END = ("final_answer", "error")
 
 
 @pytest.fixture(scope="module")

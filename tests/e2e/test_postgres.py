@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import WSChatHelper, connect, is_type, recv_until, send
+from tests.e2e.conftest import WSChatHelper, connect, is_type, recv_replay, recv_until, send
 from tests.e2e.server import QuartetServer
 from tests.services import PostgresServer
 
@@ -56,4 +56,4 @@ def test_chat_on_postgres_survives_a_restart(postgres: PostgresServer, tmp_path:
 async def _resume(helper: WSChatHelper, sid: str) -> list[dict]:
     ws, connected = await connect(helper, sid, last_seq=0)
     async with ws:
-        return [(await recv_until(ws, lambda f: True))[0] for _ in range(connected["resumed"])]
+        return await recv_replay(ws, connected)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import WSChatHelper, connect, recv_until, send
+from tests.e2e.conftest import WSChatHelper, connect, recv_replay, recv_until, send
 from tests.e2e.server import QuartetServer
 
 
@@ -78,7 +78,7 @@ def test_a_turn_stopped_by_the_server_going_down_ends_interrupted(tmp_path: Path
         async def resume() -> tuple[list[dict], list[dict]]:
             ws, connected = await connect(helper, sid, last_seq=seen[-1]["seq"])
             async with ws:
-                replay = [json.loads(await ws.recv()) for _ in range(connected["resumed"])]
+                replay = await recv_replay(ws, connected)
                 await send(ws, {"type": "message", "content": "after"})
                 after = await recv_until(ws, lambda f: f["type"] in ("final_answer", "error"))
             return replay, after

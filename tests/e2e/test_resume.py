@@ -6,9 +6,16 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.conftest import connect, create_session_via_api, is_type, recv_until, send
-
-TURN_END = ("final_answer", "error")
+from tests.e2e.conftest import (
+    TURN_END,
+    connect,
+    create_session_via_api,
+    is_type,
+    recv_one,
+    recv_replay,
+    recv_until,
+    send,
+)
 
 
 def text_of(frames: list[dict]) -> str:
@@ -27,7 +34,7 @@ async def test_resume_replays_what_was_missed_then_goes_live(ws_helper, api_clie
     seen = first[-1]["seq"]
     ws, connected = await connect(ws_helper, sid, last_seq=seen)
     async with ws:
-        replay = [await recv_json(ws) for _ in range(connected["resumed"])]
+        replay = await recv_replay(ws, connected)
         assert connected["last_seq"] == second[-1]["seq"]
         assert replay[-1] == second[-1]  # the final_answer, exactly as sent
         assert replay[0]["seq"] > seen
@@ -39,10 +46,6 @@ async def test_resume_replays_what_was_missed_then_goes_live(ws_helper, api_clie
         live = await recv_until(ws, is_type(*TURN_END))
     assert live[0]["seq"] == second[-1]["seq"] + 1
     assert live[-1]["content"] == "You said: four"
-
-
-async def recv_json(ws) -> dict:
-    return (await recv_until(ws, lambda f: True, timeout=10))[0]
 
 
 async def test_resume_during_a_running_turn_has_no_gap_and_no_duplicate(
@@ -91,7 +94,7 @@ async def test_an_open_request_arrives_in_the_replay_and_can_be_answered(
         asked = (await recv_until(ws, is_type("ask_human")))[-1]
     back, connected = await connect(ws_helper, sid, last_seq=0)
     async with back:
-        replay = [await recv_json(back) for _ in range(connected["resumed"])]
+        replay = await recv_replay(back, connected)
         assert replay[-1] == asked
         await send(
             back, {"type": "human_reply", "request_id": asked["request_id"], "content": "yes"}
@@ -107,7 +110,7 @@ async def test_last_seq_beyond_the_log_replays_nothing(ws_helper, api_client) ->
     async with ws:
         assert connected["resumed"] == 0
         await send(ws, {"type": "ping"})
-        assert (await recv_json(ws))["type"] == "pong"
+        assert (await recv_one(ws))["type"] == "pong"
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "1.5"])
