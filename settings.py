@@ -65,4 +65,7 @@ class Settings(BaseSettings):
         description="How many characters of earlier conversation the model sees; "
         "the oldest messages are dropped first.",
     )
+    team_concurrency: int = Field(
+        default=3, ge=1, le=32, description="How many experts of a team work at the same time."
+    )
     page_size: int = Field(default=50, ge=1, le=500, description="Default REST page size.")

@@ -143,8 +143,8 @@ class ChatConnection:
         match frame:
             case Ping():
                 self._reply(Pong())
-            case UserMessage(content=content):
-                await self.runtime.turns.start(self.session, content)
+            case UserMessage(content=content, mode=mode):
+                await self.runtime.turns.start(self.session, content, mode)
             case Cancel():
                 self.runtime.turns.cancel(self.session.session_id)
             case ConfirmationReply() | HumanReply():

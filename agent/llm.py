@@ -45,6 +45,10 @@ class ChatMessage:
     tool_call_id: str | None = None
 
 
+#: Which part of a turn a model call is for; see :class:`ModelRequest`.
+Purpose = Literal["answer", "plan", "expert", "synthesis"]
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
     """Everything a model needs for one round of a turn.
@@ -52,11 +56,19 @@ class ModelRequest:
     ``messages`` is the history, the user's new message, and then the tool
     calls and results of this turn so far. ``skills`` are the skills the
     router matched, best first; ``tools`` are the tools the model may call.
+
+    ``purpose`` says which part of a turn the request is for: ``answer`` (the
+    reply to the user), or in a team ``plan`` (write each expert's task),
+    ``expert`` (one expert's work; ``expert`` names it) and ``synthesis``
+    (merge the results). The messages already say the same in words, so a
+    real model may ignore it; the offline ``demo`` model relies on it.
     """
 
     messages: list[ChatMessage]
     skills: list[SkillMatch] = field(default_factory=list)
     tools: list[Tool] = field(default_factory=list)
+    purpose: Purpose = "answer"
+    expert: str | None = None
 
     @property
     def user_message(self) -> str:

@@ -5,6 +5,9 @@ collects the tools it calls. When the model called tools, each runs in order
 (``step`` frames, a ``confirmation_request`` first where a tool needs one) and
 the model is called again with their results, until it answers without tools
 or the round limit is reached.
+
+The same rounds run an expert of a team (:mod:`agent.team`); a *voice* decides
+which frames the output becomes: the turn's own, or the expert's.
 """
 
 from __future__ import annotations
@@ -14,16 +17,26 @@ import json
 import logging
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from agent.llm import ChatMessage, ModelRequest, ReasoningDelta, TextDelta, ToolCall, Usage
+from agent.llm import (
+    ChatMessage,
+    ChatModel,
+    ModelRequest,
+    Purpose,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
 from agent.pending import PendingRequests
 from agent.prompt import build_messages
 from agent.protocol import (
     ErrorCode,
+    ExpertStep,
     SkillMatchEvent,
     Step,
     StepError,
@@ -32,11 +45,12 @@ from agent.protocol import (
     describe_validation_error,
 )
 from agent.router import Router
-from agent.skills import SkillMatch
+from agent.skills import ExpertSpec, SkillMatch
 from agent.tools import Tool, ToolContext, ToolError
 from plugins.manager import PluginHost
 
 if TYPE_CHECKING:
+    from agent.team import TeamOutcome
     from agent.turns import Turn
 
 log = logging.getLogger(__name__)
@@ -45,10 +59,75 @@ log = logging.getLogger(__name__)
 class TurnError(Exception):
     """The loop cannot go on; the turn ends with an ``error`` frame of this code."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retryable = retryable
+
+
+class Voice(Protocol):
+    """Where a model's output goes: the frames it becomes."""
+
+    #: The expert speaking, or ``None`` for the turn's own answer.
+    expert: str | None
+
+    def text(self, text: str) -> None: ...
+
+    def reasoning(self, text: str) -> None: ...
+
+    def step(self, step: Step) -> None: ...
+
+
+class AnswerVoice:
+    """The turn's answer: ``token`` and ``thinking`` frames; the text is the turn's."""
+
+    expert = None
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+
+    def text(self, text: str) -> None:
+        self.turn.parts.append(text)
+        self.turn.emit(Token(content=text))
+
+    def reasoning(self, text: str) -> None:
+        self.turn.emit(Thinking(content=text))
+
+    def step(self, step: Step) -> None:
+        self.turn.emit(step)
+
+
+class ExpertVoice:
+    """An expert at work: ``token`` frames that name it, ``expert_step`` for the rest."""
+
+    def __init__(self, turn: Turn, team_id: str, expert: str) -> None:
+        self.turn = turn
+        self.team_id = team_id
+        self.expert = expert
+        self.parts: list[str] = []
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.parts)
+
+    def text(self, text: str) -> None:
+        self.parts.append(text)
+        self.turn.emit(Token(content=text, expert=self.expert))
+
+    def reasoning(self, text: str) -> None:
+        self.progress(text)
+
+    def step(self, step: Step) -> None:
+        if step.kind == "tool_call":
+            self.progress(f"Calling {step.tool} with {json.dumps(step.arguments)}")
+        elif step.error is not None:
+            self.progress(f"{step.tool} failed: {step.error.message}")
+        else:
+            self.progress(f"{step.tool} returned: {json.dumps(step.result)}")
+
+    def progress(self, content: str) -> None:
+        self.turn.emit(ExpertStep(team_id=self.team_id, expert=self.expert, content=content))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +147,7 @@ class AgentLoop:
     :param max_rounds: model rounds per turn before ``error`` ``step_limit``.
     :param system_prompt: the start of every turn's system message.
     :param history_budget_chars: how much earlier conversation the model sees.
+    :param team_concurrency: how many experts of a team work at the same time.
     """
 
     def __init__(
@@ -79,7 +159,11 @@ class AgentLoop:
         max_rounds: int = 10,
         system_prompt: str = "",
         history_budget_chars: int = 32_000,
+        team_concurrency: int = 3,
     ) -> None:
+        # The team runs experts through this loop, so it imports the loop, not the reverse.
+        from agent.team import TeamOrchestrator
+
         self.plugins = plugins
         self.pending = pending
         self.router = Router(plugins)
@@ -87,6 +171,7 @@ class AgentLoop:
         self.max_rounds = max_rounds
         self.system_prompt = system_prompt
         self.history_budget_chars = history_budget_chars
+        self.team = TeamOrchestrator(self, concurrency=team_concurrency)
 
     async def run(self, turn: Turn, history: list[ChatMessage]) -> None:
         """Answer the turn's message; the answer text accumulates in ``turn.parts``.
@@ -106,10 +191,40 @@ class AgentLoop:
                 )
             )
         tools = self.enabled_tools(matches)
+        experts = [expert for match in matches for expert in match.experts]
+        if turn.mode == "team" or experts:
+            await self._run_team(turn, experts, tools)
+            return
         messages = build_messages(self.system_prompt, matches, history, self.history_budget_chars)
         model = self.plugins.model(self.model_name)
+        await self.converse(turn, model, messages, tools, AnswerVoice(turn), skills=matches)
+
+    async def converse(
+        self,
+        turn: Turn,
+        model: ChatModel,
+        messages: list[ChatMessage],
+        tools: dict[str, Tool],
+        voice: Voice,
+        *,
+        purpose: Purpose = "answer",
+        skills: list[SkillMatch] | None = None,
+    ) -> None:
+        """Run model rounds until the model answers without calling a tool.
+
+        :param messages: the conversation so far; this turn's calls are appended.
+        :param voice: what the output becomes.
+        :raises TurnError: the model kept calling tools past the round limit.
+        :raises agent.llm.ModelError: the model failed.
+        """
         for _ in range(self.max_rounds):
-            request = ModelRequest(messages=messages, skills=matches, tools=list(tools.values()))
+            request = ModelRequest(
+                messages=messages,
+                skills=skills or [],
+                tools=list(tools.values()),
+                purpose=purpose,
+                expert=voice.expert,
+            )
             text: list[str] = []
             calls: list[ToolCall] = []
             # aclosing: a cancelled turn closes the model's stream (and its
@@ -118,21 +233,23 @@ class AgentLoop:
                 async for output in stream:
                     if isinstance(output, TextDelta):
                         text.append(output.text)
-                        turn.parts.append(output.text)
-                        turn.emit(Token(content=output.text))
+                        voice.text(output.text)
                     elif isinstance(output, ReasoningDelta):
-                        turn.emit(Thinking(content=output.text))
+                        voice.reasoning(output.text)
                     elif isinstance(output, ToolCall):
                         calls.append(output)
                     elif isinstance(output, Usage):
-                        turn.usage = turn.usage + output if turn.usage else output
+                        turn.count(output)
             if not calls:
                 return
             messages.append(
                 ChatMessage(role="assistant", content="".join(text), tool_calls=tuple(calls))
             )
             for call in calls:
-                outcome = await self.call_tool(turn, call, tools)
+                outcome = await self.call_tool(turn, call, tools, voice)
+                if turn.answered:
+                    # A team answered for the turn (convene_team); its synthesis is the answer.
+                    return
                 messages.append(
                     ChatMessage(role="tool", content=outcome.content, tool_call_id=call.id)
                 )
@@ -141,6 +258,24 @@ class AgentLoop:
             f"the model was still calling tools after {self.max_rounds} rounds",
         )
 
+    async def _run_team(
+        self, turn: Turn, experts: list[ExpertSpec], tools: dict[str, Tool]
+    ) -> None:
+        """A team answers the message: the one a matched skill names, or a chosen one."""
+        team = self.team
+        if experts:
+            await team.run(turn, turn.content, team.resolve(experts), tools=tools)
+        else:
+            await team.run(turn, turn.content, team.registered(), tools=tools, choose=True)
+
+    async def _convene(
+        self, turn: Turn, tools: dict[str, Tool], goal: str, experts: list[str]
+    ) -> TeamOutcome:
+        """The ``convene_team`` tool: a team answers for the turn."""
+        outcome = await self.team.run(turn, goal, self.team.resolve(experts), tools=tools)
+        turn.answered = True
+        return outcome
+
     def enabled_tools(self, matches: list[SkillMatch]) -> dict[str, Tool]:
         """Every tool, or only those the matched skills name when any names some."""
         named = {name for match in matches for name in match.tools}
@@ -148,13 +283,15 @@ class AgentLoop:
             return dict(self.plugins.tools)
         return {name: tool for name, tool in self.plugins.tools.items() if name in named}
 
-    async def call_tool(self, turn: Turn, call: ToolCall, tools: dict[str, Tool]) -> ToolOutcome:
+    async def call_tool(
+        self, turn: Turn, call: ToolCall, tools: dict[str, Tool], voice: Voice
+    ) -> ToolOutcome:
         """Run one tool call through validation, confirmation and the tool itself."""
         arguments = _parse_arguments(call.arguments)
-        turn.emit(Step(kind="tool_call", tool=call.name, call_id=call.id, arguments=arguments))
+        voice.step(Step(kind="tool_call", tool=call.name, call_id=call.id, arguments=arguments))
 
         def fail(code: ErrorCode, message: str) -> ToolOutcome:
-            turn.emit(
+            voice.step(
                 Step(
                     kind="tool_result",
                     tool=call.name,
@@ -180,11 +317,11 @@ class AgentLoop:
             )
 
         if tool.requires_confirmation:
+            reason = tool.confirmation_reason or f"{tool.name}: {tool.description}"
+            if voice.expert is not None:
+                reason = f"The {voice.expert} expert asks: {reason}"
             decision = await self.pending.confirm(
-                turn,
-                tool=tool.name,
-                arguments=arguments,
-                reason=tool.confirmation_reason or f"{tool.name}: {tool.description}",
+                turn, tool=tool.name, arguments=arguments, reason=reason
             )
             if not decision.approved:
                 if decision.by == "timeout":
@@ -198,6 +335,9 @@ class AgentLoop:
             turn_id=turn.id,
             call_id=call.id,
             ask=lambda question: self._ask(turn, question),
+            convene=None
+            if voice.expert is not None
+            else lambda goal, experts: self._convene(turn, tools, goal, experts),
         )
         try:
             result = await asyncio.wait_for(tool.run(args, ctx), tool.timeout_s)
@@ -209,7 +349,7 @@ class AgentLoop:
             log.exception("tool %s failed in turn %s", tool.name, turn.id)
             return fail(ErrorCode.tool_error, f"the tool failed: {type(exc).__name__}: {exc}")
         result = to_jsonable_python(result, fallback=str)
-        turn.emit(Step(kind="tool_result", tool=call.name, call_id=call.id, result=result))
+        voice.step(Step(kind="tool_result", tool=call.name, call_id=call.id, result=result))
         return ToolOutcome(result if isinstance(result, str) else json.dumps(result))
 
     async def _ask(self, turn: Turn, question: str) -> str:

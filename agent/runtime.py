@@ -39,6 +39,7 @@ class Runtime:
             max_rounds=settings.max_tool_rounds,
             system_prompt=settings.system_prompt,
             history_budget_chars=settings.history_budget_chars,
+            team_concurrency=settings.team_concurrency,
         )
         self.turns = TurnRunner(plugins, self.bus, self.loop)
 

@@ -21,10 +21,30 @@ Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 
 
 class ExpertSpec(BaseModel):
+    """An expert a team may include: what a ``register_experts`` hook returns.
+
+    In a skill, an entry that gives only ``name`` stands for the registered
+    expert of that name.
+    """
+
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    role: str = ""
-    instructions: str = ""
+
+    name: SkillName = Field(description="Letters, digits, `_`, `.`, `-`; at most 100.")
+    role: str = Field(default="", max_length=200, description="One line, shown to clients.")
+    instructions: str = Field(
+        default="", max_length=20000, description="Added to the expert's system prompt."
+    )
+    model: str | None = Field(default=None, description="Its model; unset: the turn's model.")
+    tools: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description="The tools it may call; unset: the tools the turn may call.",
+    )
+
+    @property
+    def is_reference(self) -> bool:
+        """Only a name: stands for the registered expert of that name."""
+        return not (self.role or self.instructions or self.model or self.tools is not None)
 
 
 class SkillSpec(BaseModel):
@@ -57,6 +77,7 @@ class SkillMatch(BaseModel):
     source: str
     instructions: str = ""
     tools: list[str] = Field(default_factory=list)
+    experts: list[ExpertSpec] = Field(default_factory=list)
 
 
 def keyword_pattern(keyword: str) -> re.Pattern[str]:
@@ -89,6 +110,7 @@ class KeywordSkill:
             source=self.source,
             instructions=self.spec.instructions,
             tools=self.spec.tools,
+            experts=self.spec.experts,
         )
 
     @hookimpl

@@ -13,11 +13,14 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from agent.skills import SessionContext
+
+if TYPE_CHECKING:
+    from agent.team import TeamOutcome
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_TOOL_TIMEOUT_S = 30.0
@@ -33,12 +36,17 @@ class ToolError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """What a running tool knows about its turn, and how it reaches the human."""
+    """What a running tool knows about its turn, and how it reaches the human.
+
+    ``convene`` runs a team of experts for the turn (the ``convene_team``
+    tool); it is ``None`` inside an expert, since experts do not convene teams.
+    """
 
     session: SessionContext
     turn_id: str
     call_id: str
     ask: Callable[[str], Awaitable[str]]
+    convene: Callable[[str, list[str]], Awaitable[TeamOutcome]] | None = None
 
     async def ask_human(self, question: str) -> str:
         """Ask the human *question* (an ``ask_human`` frame) and wait for the reply.

@@ -15,6 +15,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from tortoise.expressions import Subquery
 
@@ -57,11 +58,18 @@ class Turn:
     session: SessionContext
     content: str
     channel: SessionChannel
+    mode: Literal["team"] | None = None
     parts: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     cancelling: bool = False
     interrupted: bool = False
     usage: Usage | None = None
+    #: A team gave the answer (``convene_team``); the loop stops there.
+    answered: bool = False
+
+    def count(self, usage: Usage) -> None:
+        """Add a model call's tokens to the turn's."""
+        self.usage = self.usage + usage if self.usage else usage
 
     def emit(self, event: ServerEvent) -> ServerEvent:
         """Publish *event* as part of this turn; it comes back numbered."""
@@ -86,8 +94,10 @@ class TurnRunner:
     def is_running(self, session_id: str) -> bool:
         return session_id in self._active
 
-    async def start(self, session: SessionContext, content: str) -> Turn:
-        """Start a turn for *content*.
+    async def start(
+        self, session: SessionContext, content: str, mode: Literal["team"] | None = None
+    ) -> Turn:
+        """Start a turn for *content*; ``mode="team"`` has a team of experts answer it.
 
         :raises TurnRejected: ``busy`` while the session's previous turn runs.
         """
@@ -98,7 +108,9 @@ class TurnRunner:
             await asyncio.gather(running.task, return_exceptions=True)
         if session.session_id in self._active:
             raise TurnRejected(ErrorCode.busy, "a turn is already running in this session")
-        turn = Turn(id=uuid.uuid4().hex, session=session, content=content, channel=channel)
+        turn = Turn(
+            id=uuid.uuid4().hex, session=session, content=content, channel=channel, mode=mode
+        )
         self._active[session.session_id] = turn
         turn.task = asyncio.create_task(self._run(turn), name=f"turn-{turn.id}")
         self._tasks.add(turn.task)
@@ -167,7 +179,8 @@ class TurnRunner:
             error = ErrorEvent(code=exc.code, message=str(exc), retryable=exc.retryable)
             await self._close(turn, status, error)
         except TurnError as exc:
-            await self._close(turn, status, ErrorEvent(code=exc.code, message=exc.message))
+            error = ErrorEvent(code=exc.code, message=exc.message, retryable=exc.retryable)
+            await self._close(turn, status, error)
         except Exception:
             log.exception("turn %s failed", turn.id)
             error = ErrorEvent(

@@ -19,6 +19,7 @@ from blueprints import runtime
 from blueprints.auth import current_key, load_key
 from blueprints.errors import ApiError, Conflict, Forbidden, NotFound
 from models import Skill
+from plugins.manager import PluginError
 
 bp = Blueprint("skills", __name__, url_prefix="/api/v1/skills")
 bp.before_request(load_key)
@@ -57,14 +58,26 @@ def refuse_plugin_name(name: str) -> None:
         raise Conflict(f"skill {name!r} is provided by a plugin")
 
 
-def refuse_unknown_tools(spec: SkillSpec) -> None:
-    tools = runtime().plugins.tools
-    if unknown := sorted(set(spec.tools) - set(tools)):
-        raise ApiError(f"field 'tools': unknown tools {unknown}; available: {sorted(tools)}")
+def refuse_unknown_names(spec: SkillSpec) -> None:
+    """The tools and models a skill names must exist, or it could never run as written."""
+    plugins = runtime().plugins
+    tools = plugins.tools
+    named = [("tools", spec.tools)] + [
+        (f"experts.{n}.tools", expert.tools or []) for n, expert in enumerate(spec.experts)
+    ]
+    for field, names in named:
+        if unknown := sorted(set(names) - set(tools)):
+            raise ApiError(f"field {field!r}: unknown tools {unknown}; available: {sorted(tools)}")
+    for n, expert in enumerate(spec.experts):
+        if expert.model is not None:
+            try:
+                plugins.model(expert.model)
+            except PluginError as exc:
+                raise ApiError(f"field 'experts.{n}.model': {exc}") from None
 
 
 async def save(spec: SkillSpec, skill: Skill | None) -> Skill:
-    refuse_unknown_tools(spec)
+    refuse_unknown_names(spec)
     owner_id = current_key().id
     fields = spec.model_dump(exclude={"name"}, mode="json")
     if skill is None:

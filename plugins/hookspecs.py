@@ -15,7 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from agent.llm import ChatModel
-    from agent.skills import SessionContext, SkillMatch, SkillSpec
+    from agent.skills import ExpertSpec, SessionContext, SkillMatch, SkillSpec
     from agent.tools import Tool
 
 PROJECT = "quartet"
@@ -79,6 +79,22 @@ def register_models(register: Callable[[ChatModel], None]) -> None:
     """
 
 
+# ─── teams ──────────────────────────────────────────────────────────────────
+
+
+@hookspec
+def register_experts() -> list[ExpertSpec] | None:
+    """Experts a team may include.
+
+    Called once at startup. An expert has a ``name``, a ``role`` (shown to
+    clients), ``instructions`` (its system prompt), and optionally its own
+    ``model`` and the ``tools`` it may call. A name registered twice is an
+    error. A turn in team mode with no experts named picks among these.
+
+    :returns: a list of :class:`agent.skills.ExpertSpec`, or ``None``.
+    """
+
+
 # ─── turns ──────────────────────────────────────────────────────────────────
 
 
@@ -105,6 +121,7 @@ HOOK_NAMES: tuple[str, ...] = (
     "match_skills",
     "register_tools",
     "register_models",
+    "register_experts",
     "on_turn_start",
     "on_turn_end",
 )

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from agent.llm import ChatModel
-from agent.skills import KeywordSkill, SkillSpec
+from agent.skills import ExpertSpec, KeywordSkill, SkillSpec
 from agent.tools import Tool
 from plugins import hookspecs
 
@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "plugins.builtin.calculator",
     "plugins.builtin.notes",
     "plugins.builtin.ask_human",
+    "plugins.builtin.team",
 )
 ENTRY_POINT_GROUP = "quartet.plugins"
 REST_SKILL_PREFIX = "rest-skill:"
@@ -76,6 +77,8 @@ class PluginHost:
         self.plugin_skills: dict[str, KeywordSkill] = {}
         self.tools: dict[str, Tool] = {}
         self.tool_sources: dict[str, str] = {}
+        self.experts: dict[str, ExpertSpec] = {}
+        self.expert_sources: dict[str, str] = {}
 
     # ── calling hooks ──
 
@@ -135,6 +138,23 @@ class PluginHost:
                     )
                 self.tools[tool.name] = tool
                 self.tool_sources[tool.name] = source
+
+    def collect_experts(self) -> None:
+        for impl in reversed(self.pm.hook.register_experts.get_hookimpls()):
+            source = impl.plugin_name
+            for raw in impl.function() or []:
+                expert = raw if isinstance(raw, ExpertSpec) else ExpertSpec.model_validate(raw)
+                if expert.name in self.experts:
+                    raise PluginError(
+                        f"expert {expert.name!r} registered by {source} is already registered "
+                        f"by {self.expert_sources[expert.name]}"
+                    )
+                if unknown := sorted(set(expert.tools or ()) - set(self.tools)):
+                    raise PluginError(
+                        f"expert {expert.name!r} of {source} names unknown tools {unknown}"
+                    )
+                self.experts[expert.name] = expert
+                self.expert_sources[expert.name] = source
 
     def collect_skills(self) -> None:
         for impl in reversed(self.pm.hook.register_skills.get_hookimpls()):
@@ -199,7 +219,7 @@ class PluginHost:
                 await close()
 
     def describe(self) -> list[dict[str, Any]]:
-        """Loaded plugins with their hooks, skills, tools and models (REST skills left out)."""
+        """Loaded plugins with their hooks, skills, tools, models and experts (not REST skills)."""
         out = []
         for name, plugin in self.pm.list_name_plugin():
             if name.startswith((REST_SKILL_PREFIX, "skill:")):
@@ -220,6 +240,11 @@ class PluginHost:
                         if self.tool_sources[tool_name] == name
                     ],
                     "models": sorted(m for m, src in self.model_sources.items() if src == name),
+                    "experts": [
+                        {"name": expert.name, "role": expert.role}
+                        for expert_name, expert in sorted(self.experts.items())
+                        if self.expert_sources[expert_name] == name
+                    ],
                 }
             )
         return out
@@ -247,5 +272,6 @@ def build_plugin_host(plugins_file: Path, *, extra: list[object] | None = None) 
     host = PluginHost(pm)
     host.collect_models()
     host.collect_tools()
+    host.collect_experts()
     host.collect_skills()
     return host

@@ -27,6 +27,8 @@ class Script:
     :param delay_s: pause before each chunk.
     :param stall_after: after this many chunks, send nothing until the client leaves.
     :param error_after: after this many chunks, send an error event and stop.
+    :param match: answer only a request whose messages contain this text (for
+        concurrent requests, such as a team's experts, that arrive in any order).
     """
 
     status: int = 200
@@ -37,6 +39,10 @@ class Script:
     error_after: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     finish_reason: str = "stop"
+    match: str | None = None
+
+    def answers(self, body: dict[str, Any]) -> bool:
+        return self.match is None or self.match in json.dumps(body.get("messages", []))
 
 
 def text(answer: str, *, usage: tuple[int, int] | None = (10, 5), **options: Any) -> Script:
@@ -112,7 +118,10 @@ class FakeOpenAI:
     def _next(self, body: dict[str, Any]) -> Script | None:
         with self._lock:
             self.requests.append(body)
-            return self.scripts.popleft() if self.scripts else None
+            script = next((s for s in self.scripts if s.answers(body)), None)
+            if script is not None:
+                self.scripts.remove(script)
+            return script
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self

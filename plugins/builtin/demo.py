@@ -9,8 +9,14 @@ removed from the echo:
   answer with a sentence that includes the tool's result.
 - ``[[ask:QUESTION]]``: ask the human (the ``ask_human`` tool), then answer
   with a sentence that includes the reply.
+- ``[[team:NAME1,NAME2]]``: convene a team of those experts (the
+  ``convene_team`` tool), with the rest of the message as its goal.
+- ``[[fail:NAME]]``: in a team, the expert NAME fails (for failure tests).
 
-Tool and ask directives run in the order they appear, one per model round.
+Tool, ask and team directives run in the order they appear, one per model
+round. In a team the demo model also plans (each expert gets the goal, seen
+from its role), speaks for each expert (one short sentence), and merges the
+results; experts and the synthesis honour ``[[slow:MS]]``.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from agent.llm import ModelOutput, ModelRequest, ReasoningDelta, TextDelta, ToolCall
+from agent.llm import ModelError, ModelOutput, ModelRequest, ReasoningDelta, TextDelta, ToolCall
 from plugins.hookspecs import hookimpl
 
 DIRECTIVE = re.compile(r"\[\[(\w+):(.*?)\]\]", re.DOTALL)
+TEAM_DIRECTIVE = re.compile(r"\[\[team:.*?\]\]", re.DOTALL)
 TOOL_DIRECTIVE = re.compile(r"\s*([A-Za-z0-9_-]+)\s*(.*)", re.DOTALL)
 TOKEN = re.compile(r"\s*\S+")
 MAX_SLOW_MS = 10_000
@@ -42,6 +49,8 @@ class Action:
     def sentence(self, result: str) -> str:
         if self.tool == "ask_human":
             return f"You answered: {result}"
+        if self.tool == "convene_team":
+            return f"The team reported: {result}"
         return f"The {self.tool} tool said: {result}"
 
 
@@ -53,6 +62,7 @@ class Plan:
     delay_s: float = 0.0
     lorem: int = 0
     actions: tuple[Action, ...] = ()
+    failing: frozenset[str] = frozenset()
 
     def answer_tokens(self, results: list[str]) -> list[str]:
         text = f"You said: {self.echo}" if self.echo else "You said nothing."
@@ -75,6 +85,7 @@ def plan(message: str) -> Plan:
     delay_s = 0.0
     lorem = 0
     actions: list[Action] = []
+    failing: set[str] = set()
     for name, arg in DIRECTIVE.findall(message):
         if name == "slow":
             delay_s = _int_arg(arg, MAX_SLOW_MS) / 1000
@@ -84,14 +95,39 @@ def plan(message: str) -> Plan:
             actions.append(Action(found[1], found[2].strip() or "{}"))
         elif name == "ask":
             actions.append(Action("ask_human", json.dumps({"question": arg.strip()})))
+        elif name == "team":
+            goal = " ".join(TEAM_DIRECTIVE.sub(" ", message).split()) or "(no goal given)"
+            experts = [expert.strip() for expert in arg.split(",") if expert.strip()]
+            actions.append(Action("convene_team", json.dumps({"goal": goal, "experts": experts})))
+        elif name == "fail":
+            failing.add(arg.strip())
     echo = " ".join(DIRECTIVE.sub(" ", message).split())
-    return Plan(echo=echo, delay_s=delay_s, lorem=lorem, actions=tuple(actions))
+    return Plan(
+        echo=echo,
+        delay_s=delay_s,
+        lorem=lorem,
+        actions=tuple(actions),
+        failing=frozenset(failing),
+    )
 
 
 class DemoModel:
     name = "demo"
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelOutput]:
+        if request.purpose == "plan":
+            yield TextDelta(team_plan(json.loads(request.user_message)))
+            return
+        if request.purpose == "expert":
+            outputs = expert_work(request)
+        elif request.purpose == "synthesis":
+            outputs = synthesis(json.loads(request.user_message))
+        else:
+            outputs = self.answer(request)
+        async for output in outputs:
+            yield output
+
+    async def answer(self, request: ModelRequest) -> AsyncIterator[ModelOutput]:
         todo = plan(request.user_message)
         results = [message.content for message in request.tool_results]
         if len(results) < len(todo.actions):
@@ -99,10 +135,50 @@ class DemoModel:
             yield ReasoningDelta(f"Calling the {action.tool} tool.")
             yield ToolCall(id=f"demo-{len(results)}", name=action.tool, arguments=action.arguments)
             return
-        for token in todo.answer_tokens(results):
-            # Always give the event loop a turn, so senders keep up with a long stream.
-            await asyncio.sleep(todo.delay_s)
-            yield TextDelta(token)
+        async for output in _speak(todo.answer_tokens(results), todo.delay_s):
+            yield output
+
+
+async def _speak(tokens: list[str], delay_s: float) -> AsyncIterator[ModelOutput]:
+    for token in tokens:
+        # Always give the event loop a turn, so senders keep up with a long stream.
+        await asyncio.sleep(delay_s)
+        yield TextDelta(token)
+
+
+def team_plan(brief: dict) -> str:
+    """The planner's answer: every expert gets the goal, seen from its role."""
+    goal = plan(brief["goal"]).echo
+    tasks = []
+    for expert in brief["experts"]:
+        role = expert["role"] or f"the {expert['name']} view"
+        tasks.append({"expert": expert["name"], "task": f"{role[:1].upper()}{role[1:]}: {goal}"})
+    return json.dumps({"tasks": tasks})
+
+
+async def expert_work(request: ModelRequest) -> AsyncIterator[ModelOutput]:
+    """One expert's sentence; the directives are in the goal, in the system message."""
+    directives = plan(request.messages[0].content)
+    task = plan(request.user_message).echo
+    yield ReasoningDelta(f"Working on: {task}")
+    if request.expert in directives.failing:
+        raise ModelError(f"the {request.expert} expert was told to fail")
+    sentence = f"The {request.expert} covered: {task}"
+    async for output in _speak(TOKEN.findall(sentence), directives.delay_s):
+        yield output
+
+
+async def synthesis(brief: dict) -> AsyncIterator[ModelOutput]:
+    """Every result in one answer, and what is missing."""
+    directives = plan(brief["goal"])
+    text = f"The team's answer on: {directives.echo}"
+    for report in brief["results"]:
+        if report["status"] == "done":
+            text += f" [{report['expert']}] {report['result']}"
+        else:
+            text += f" [{report['expert']}] Missing, that part failed: {report['error']}"
+    async for output in _speak(TOKEN.findall(text), directives.delay_s):
+        yield output
 
 
 @hookimpl

@@ -176,6 +176,16 @@ def test_skill_put_creates(api_client: httpx.Client) -> None:
         ({"name": "ok", "keywords": "a"}, "keywords"),
         ({"name": "ok", "keywords": ["a"], "bogus": 1}, "bogus"),
         ({"name": "ok", "keywords": ["a"], "tools": ["no_such_tool"]}, "tools"),
+        ({"name": "ok", "keywords": ["a"], "experts": [{"role": "r"}]}, "experts.0.name"),
+        ({"name": "ok", "keywords": ["a"], "experts": [{"name": "a b"}]}, "experts.0.name"),
+        (
+            {"name": "ok", "keywords": ["a"], "experts": [{"name": "x", "tools": ["nope"]}]},
+            "experts.0.tools",
+        ),
+        (
+            {"name": "ok", "keywords": ["a"], "experts": [{"name": "x", "model": "nope"}]},
+            "experts.0.model",
+        ),
     ],
 )
 def test_skill_validation_names_the_field(api_client, body, field) -> None:

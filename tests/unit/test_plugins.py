@@ -131,6 +131,7 @@ def test_builtin_tools_are_registered_by_default_plugins(tmp_path: Path) -> None
         "save_note": "plugins.builtin.notes",
         "list_notes": "plugins.builtin.notes",
         "ask_human": "plugins.builtin.ask_human",
+        "convene_team": "plugins.builtin.team",
     }
     assert host.tools["save_note"].requires_confirmation
     assert not host.tools["calculator"].requires_confirmation
