@@ -250,3 +250,12 @@ async def test_a_team_with_a_real_planner_and_synthesis(openai_server, fake) -> 
         ("researcher", "done", "SQLite is one file."),
         ("critic", "done", "SQLite has one writer."),
     ]
+
+
+def test_the_plugins_endpoint_lists_experts_and_convene_team(api_client) -> None:
+    plugins = {p["name"]: p for p in api_client.get("/api/v1/plugins").json()["plugins"]}
+    team = plugins["plugins.builtin.team"]
+    assert team["hooks"] == ["register_experts", "register_tools"]
+    assert [e["name"] for e in team["experts"]] == ["analyst", "critic", "researcher"]
+    assert team["tools"][0]["name"] == "convene_team"
+    assert team["tools"][0]["parameters"]["required"] == ["goal", "experts"]

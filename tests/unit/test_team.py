@@ -290,3 +290,30 @@ async def test_the_model_convenes_a_team_whose_synthesis_is_the_answer(rig, scri
     assert frames[-1]["content"] == "Museums, bring an umbrella."
     # The model is not called again once the team answered.
     assert len(scripted.requests("answer")) == 1
+
+
+async def test_cancel_ends_an_experts_open_confirmation_before_the_team(rig, scripted) -> None:
+    scripted.plan({"critic": "Risks.", "researcher": "Facts."})
+    scripted.script("critic", ToolCall(id="n1", name="save_note", arguments='{"text": "x"}'))
+    scripted.script("researcher", asyncio.Event())  # never set: still working at the cancel
+    await rig.runner.start(rig.ctx, "Note the risks", mode="team")
+    await rig.frames_until("confirmation_request")
+    rig.runner.cancel(rig.ctx.session_id)
+    frames = await rig.frames_until_end()
+
+    assert types(frames)[-3:] == ["confirmation_result", "team_dissolved", "error"]
+    assert frames[-3]["by"] == "cancel"
+    assert rig.pending.open_events(rig.ctx.session_id) == []
+
+
+async def test_a_shutdown_dissolves_the_team_and_interrupts_the_turn(rig, scripted) -> None:
+    scripted.plan({"researcher": "Facts.", "critic": "Risks."})
+    scripted.script("researcher", TextDelta("Going"), asyncio.Event())
+    scripted.script("critic", TextDelta("Going"), asyncio.Event())
+    await rig.runner.start(rig.ctx, "Long", mode="team")
+    await rig.frames_until("token")
+    await rig.runner.shutdown()
+    frames = await rig.frames_until_end()
+
+    assert types(frames)[-2:] == ["team_dissolved", "error"]
+    assert frames[-2]["reason"] == "cancelled" and frames[-1]["code"] == "interrupted"
