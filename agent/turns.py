@@ -23,7 +23,7 @@ from agent.bus import EventBus, SessionChannel
 from agent.llm import ChatMessage, ModelError, Usage
 from agent.loop import AgentLoop, TurnError
 from agent.protocol import Error as ErrorEvent
-from agent.protocol import ErrorCode, FinalAnswer, ServerEvent
+from agent.protocol import ErrorCode, FinalAnswer, ServerEvent, TeamDissolved
 from agent.skills import SessionContext
 from models import Event, Message, MessageStatus, PendingRequest, RequestStatus
 from plugins.manager import PluginHost
@@ -223,8 +223,9 @@ class TurnRunner:
         """Close the turns a previous process left running when it died.
 
         Each gets its partial answer (the tokens in the event log) stored with
-        status ``error`` and an ``error`` ``interrupted`` event at the end of
-        its session's log; its open requests are marked cancelled.
+        status ``error``, ``team_dissolved`` ``failed`` for a team it left
+        open, and an ``error`` ``interrupted`` event at the end of its
+        session's log; its open requests are marked cancelled.
 
         :returns: how many turns were closed.
         """
@@ -232,10 +233,18 @@ class TurnRunner:
         orphans = await Message.filter(role="user").exclude(turn_id__in=Subquery(answered))
         for message in orphans:
             session_id, turn_id = message.session_id, message.turn_id
-            frames = await Event.filter(turn_id=turn_id, type="token").values_list(
-                "frame", flat=True
+            frames = [
+                json.loads(frame)
+                for frame in await Event.filter(
+                    turn_id=turn_id, type__in=("token", "team_formed", "team_dissolved")
+                )
+                .order_by("seq")
+                .values_list("frame", flat=True)
+            ]
+            # The answer is the turn's own tokens; an expert's are its team's business.
+            partial = "".join(
+                f["content"] for f in frames if f["type"] == "token" and not f.get("expert")
             )
-            partial = "".join(json.loads(frame)["content"] for frame in frames)
             await Message.create(
                 session_id=session_id,
                 turn_id=turn_id,
@@ -250,9 +259,14 @@ class TurnRunner:
             # The dead process may have sent frames it never logged (the log is
             # written behind); jump past any seq a client could have seen.
             channel.last_seq += SEQ_GAP_AFTER_CRASH
-            event = interrupted_error()
-            event.turn_id = turn_id
-            channel.publish(event)
+            teams = [f["team_id"] for f in frames if f["type"] == "team_formed"]
+            ended = {f["team_id"] for f in frames if f["type"] == "team_dissolved"}
+            events: list[ServerEvent] = [
+                TeamDissolved(team_id=team, reason="failed") for team in teams if team not in ended
+            ]
+            for event in [*events, interrupted_error()]:
+                event.turn_id = turn_id
+                channel.publish(event)
             self.bus.release(session_id, busy=False)
             log.warning(
                 "closed turn %s of session %s, interrupted by a restart", turn_id, session_id

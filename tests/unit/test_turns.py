@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from agent.llm import ModelError, ReasoningDelta, TextDelta
-from agent.protocol import ErrorCode, Token
+from agent.protocol import ErrorCode, TeamFormed, Token
 from agent.skills import SkillSpec
 from agent.turns import SEQ_GAP_AFTER_CRASH, TurnRejected
 from models import Event, Message, PendingRequest
@@ -150,3 +150,25 @@ async def test_turns_a_dead_process_left_running_are_closed_at_startup(rig, sess
     assert '"code":"interrupted"' in last.frame
     assert (await PendingRequest.get(id="r1")).status == "cancelled"
     assert await rig.runner.close_interrupted() == 0
+
+
+async def test_a_team_a_dead_process_left_open_is_dissolved_at_startup(rig, session) -> None:
+    await Message.create(session_id=session.id, turn_id="t1", role="user", content="hi")
+    frames = [
+        TeamFormed(team_id="team1", goal="hi", experts=[]),
+        Token(content="expert text", expert="critic"),
+        Token(content="The synthesis"),
+    ]
+    for seq, frame in enumerate(frames, 1):
+        frame.session_id, frame.seq, frame.turn_id = session.id, seq, "t1"
+        await Event.create(
+            session_id=session.id, seq=seq, type=frame.type, turn_id="t1", frame=frame.to_json()
+        )
+
+    rig.runner.bus.drop(session.id)
+    assert await rig.runner.close_interrupted() == 1
+    answer = await Message.get(turn_id="t1", role="assistant")
+    assert answer.content == "The synthesis"
+    closing = await Event.filter(session_id=session.id, seq__gt=3).order_by("seq")
+    assert [e.type for e in closing] == ["team_dissolved", "error"]
+    assert '"team_id":"team1"' in closing[0].frame and '"reason":"failed"' in closing[0].frame
