@@ -65,6 +65,17 @@ class Settings(BaseSettings):
         description="How many characters of earlier conversation the model sees; "
         "the oldest messages are dropped first.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="`redis://…`: join the other processes that share it and the database. "
+        "Unset: one process, events in memory.",
+    )
+    turn_lease_s: float = Field(
+        default=10,
+        gt=0,
+        description="With Redis: how long a dead process's turn keeps its session busy "
+        "before another process closes it.",
+    )
     team_concurrency: int = Field(
         default=3, ge=1, le=32, description="How many experts of a team work at the same time."
     )

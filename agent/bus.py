@@ -9,11 +9,15 @@ frame and seqs are handed out in the order frames are sent.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from dataclasses import dataclass
 
+from agent.cluster import Cluster
 from agent.eventlog import EventLog
-from agent.protocol import ServerEvent, Token
+from agent.protocol import ServerEvent, Token, server_event_adapter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -88,10 +92,13 @@ def coalesce(items: list[Outgoing]) -> list[Outgoing]:
 
 
 class SessionChannel:
-    def __init__(self, session_id: str, last_seq: int, log: EventLog) -> None:
+    def __init__(
+        self, session_id: str, last_seq: int, log: EventLog, cluster: Cluster | None = None
+    ) -> None:
         self.session_id = session_id
         self.last_seq = last_seq
         self._log = log
+        self._cluster = cluster
         self.subscribers: set[Subscriber] = set()
 
     def publish(self, event: ServerEvent) -> ServerEvent:
@@ -105,10 +112,19 @@ class SessionChannel:
         frame = event.to_json()
         if event.logged:
             self._log.append(self.session_id, event.seq, event.type, event.turn_id, frame)
-        item = Outgoing(event, frame)
+            if self._cluster is not None:
+                self._cluster.forward(self.session_id, frame)
+        self._deliver(Outgoing(event, frame))
+        return event
+
+    def relay(self, event: ServerEvent, frame: str) -> None:
+        """A frame another process numbered and logged: deliver it as it is."""
+        self.last_seq = event.seq
+        self._deliver(Outgoing(event, frame))
+
+    def _deliver(self, item: Outgoing) -> None:
         for sub in self.subscribers:
             sub.offer(item)
-        return event
 
     def send_to(self, sub: Subscriber, event: ServerEvent) -> None:
         """An unlogged reply for one connection (pong, an error about its frame)."""
@@ -120,19 +136,51 @@ class SessionChannel:
 class EventBus:
     """The in-process bus: one channel per session with live activity."""
 
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: EventLog, cluster: Cluster | None = None) -> None:
         self.log = log
+        self.cluster = cluster
         self._channels: dict[str, SessionChannel] = {}
 
     async def channel(self, session_id: str) -> SessionChannel:
         channel = self._channels.get(session_id)
         if channel is None:
-            last_seq = await self.log.last_seq(session_id)
+            last_seq = await self.last_seq(session_id)
             # Another coroutine may have made it while we awaited.
             channel = self._channels.setdefault(
-                session_id, SessionChannel(session_id, last_seq, self.log)
+                session_id, SessionChannel(session_id, last_seq, self.log, self.cluster)
             )
         return channel
+
+    async def last_seq(self, session_id: str) -> int:
+        """The session's last seq: in the log, or recorded by another process's last turn."""
+        last_seq = await self.log.last_seq(session_id)
+        if self.cluster is not None:
+            # The log is written behind, so a turn that just ended elsewhere may not be in it.
+            last_seq = max(last_seq, await self.cluster.last_seq(session_id))
+        return last_seq
+
+    async def relay(self, session_id: str, frame: str) -> None:
+        """Deliver a frame another process published to this process's clients."""
+        channel = self._channels.get(session_id)
+        if channel is None:
+            return  # nobody here listens to that session
+        event = server_event_adapter.validate_json(frame)
+        if event.seq <= channel.last_seq:
+            return  # already delivered, from the log
+        if event.seq > channel.last_seq + 1:
+            await self._fill_gap(channel, event.seq)
+        if event.seq > channel.last_seq:
+            channel.relay(event, frame)
+
+    async def _fill_gap(self, channel: SessionChannel, seq: int) -> None:
+        """Deliver the frames before *seq* this process has not seen, from the log."""
+        # Once the frame itself is stored, every frame before it is too.
+        if not await self.log.wait_stored(channel.session_id, seq):
+            log.warning(
+                "session %s: frames before seq %d never reached the log", channel.session_id, seq
+            )
+        for missed in await self.log.read(channel.session_id, after=channel.last_seq, upto=seq - 1):
+            channel.relay(server_event_adapter.validate_json(missed), missed)
 
     def release(self, session_id: str, *, busy: bool) -> None:
         """Forget an idle channel; its seq is recovered from the log next time."""

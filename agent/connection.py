@@ -146,6 +146,6 @@ class ChatConnection:
             case UserMessage(content=content, mode=mode):
                 await self.runtime.turns.start(self.session, content, mode)
             case Cancel():
-                self.runtime.turns.cancel(self.session.session_id)
+                await self.runtime.turns.cancel_anywhere(self.session.session_id)
             case ConfirmationReply() | HumanReply():
-                self.runtime.pending.answer(self.session.session_id, frame)
+                await self.runtime.answer(self.session.session_id, frame)

@@ -66,6 +66,21 @@ class EventLog:
         )
         return top or 0
 
+    async def wait_stored(self, session_id: str, seq: int, timeout_s: float = 5.0) -> bool:
+        """Wait until the log holds *seq* of the session, written by any process.
+
+        Another process writes its turn's frames behind too; this waits out its
+        flush interval. ``False`` after *timeout_s* (that process died).
+        """
+        await self.flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not await Event.exists(session_id=session_id, seq__gte=seq):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(self.flush_interval_s)
+        return True
+
     async def read(
         self, session_id: str, *, after: int, upto: int | None = None, limit: int | None = None
     ) -> list[str]:

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 HISTORY_MESSAGES = 50
 #: Far more frames than can wait unlogged in the write-behind buffer.
 SEQ_GAP_AFTER_CRASH = 10_000
+#: How long a message waits for a turn it cancelled on another process to end.
+CANCEL_PATIENCE_S = 5.0
 
 
 def interrupted_error() -> ErrorEvent:
@@ -85,8 +88,11 @@ class TurnRunner:
     def __init__(self, plugins: PluginHost, bus: EventBus, loop: AgentLoop) -> None:
         self.plugins = plugins
         self.bus = bus
+        self.cluster = bus.cluster
         self.loop = loop
         self._active: dict[str, Turn] = {}
+        # Sessions whose turn on another process this one asked to cancel, and when.
+        self._cancelled_elsewhere: dict[str, float] = {}
         # A turn frees its session before its task ends (it still flushes and
         # calls on_turn_end), so shutdown waits for the tasks, not the turns.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -112,6 +118,8 @@ class TurnRunner:
             id=uuid.uuid4().hex, session=session, content=content, channel=channel, mode=mode
         )
         self._active[session.session_id] = turn
+        if self.cluster is not None:
+            await self._lease(turn)
         turn.task = asyncio.create_task(self._run(turn), name=f"turn-{turn.id}")
         self._tasks.add(turn.task)
         turn.task.add_done_callback(lambda task: (self._free(turn), self._tasks.discard(task)))
@@ -119,6 +127,42 @@ class TurnRunner:
         # this still finds a turn that can record how it ended.
         await asyncio.sleep(0)
         return turn
+
+    async def _lease(self, turn: Turn) -> None:
+        """Hold the session's lease across processes, and number on from the last turn's seq."""
+        assert self.cluster is not None
+        session_id = turn.session.session_id
+        asked = self._cancelled_elsewhere.pop(session_id, None)
+        # A message right after a cancel sent to another process's turn waits for that turn.
+        patience_s = (
+            CANCEL_PATIENCE_S if asked and time.monotonic() - asked < CANCEL_PATIENCE_S else 0
+        )
+        try:
+            acquired = await self.cluster.acquire(session_id, turn.id, patience_s=patience_s)
+        except BaseException:
+            self._free(turn)
+            raise
+        if not acquired:
+            self._free(turn)
+            raise TurnRejected(ErrorCode.busy, "a turn is already running in this session")
+        turn.channel.last_seq = max(turn.channel.last_seq, await self.bus.last_seq(session_id))
+
+    async def cancel_anywhere(self, session_id: str) -> None:
+        """Cancel the session's turn, on this process or, through Redis, on another.
+
+        :raises TurnRejected: ``no_active_turn`` when no process runs one.
+        """
+        try:
+            self.cancel(session_id)
+            return
+        except TurnRejected:
+            if self.cluster is None:
+                raise
+            holder = await self.cluster.holder(session_id)
+            if holder is None or holder.startswith(f"{self.cluster.node}:"):
+                raise
+        await self.cluster.control("cancel", session_id=session_id)
+        self._cancelled_elsewhere[session_id] = time.monotonic()
 
     def cancel(self, session_id: str) -> Turn:
         """Cancel the running turn; it ends with ``error`` ``cancelled``.
@@ -231,8 +275,16 @@ class TurnRunner:
         """
         answered = Message.filter(role="assistant", turn_id__isnull=False).values("turn_id")
         orphans = await Message.filter(role="user").exclude(turn_id__in=Subquery(answered))
+        closed = 0
         for message in orphans:
             session_id, turn_id = message.session_id, message.turn_id
+            if session_id in self._active:
+                continue  # a turn of this process, between its start and its user message
+            if self.cluster is not None and not await self.cluster.acquire(
+                session_id, f"closing-{turn_id}"
+            ):
+                continue  # alive on another process, or being closed by one
+            closed += 1
             frames = [
                 json.loads(frame)
                 for frame in await Event.filter(
@@ -258,7 +310,7 @@ class TurnRunner:
             channel = await self.bus.channel(session_id)
             # The dead process may have sent frames it never logged (the log is
             # written behind); jump past any seq a client could have seen.
-            channel.last_seq += SEQ_GAP_AFTER_CRASH
+            channel.last_seq = await self.bus.last_seq(session_id) + SEQ_GAP_AFTER_CRASH
             teams = [f["team_id"] for f in frames if f["type"] == "team_formed"]
             ended = {f["team_id"] for f in frames if f["type"] == "team_dissolved"}
             events: list[ServerEvent] = [
@@ -267,16 +319,22 @@ class TurnRunner:
             for event in [*events, interrupted_error()]:
                 event.turn_id = turn_id
                 channel.publish(event)
-            self.bus.release(session_id, busy=False)
+            if self.cluster is not None:
+                self.cluster.release(session_id, channel.last_seq)
+            self.bus.release(session_id, busy=session_id in self._active)
             log.warning(
                 "closed turn %s of session %s, interrupted by a restart", turn_id, session_id
             )
         await self.bus.log.flush()
-        return len(orphans)
+        return closed
 
     def _free(self, turn: Turn) -> None:
-        if self._active.get(turn.session.session_id) is turn:
-            del self._active[turn.session.session_id]
+        session_id = turn.session.session_id
+        if self._active.get(session_id) is turn:
+            del self._active[session_id]
+            if self.cluster is not None:
+                # Queued behind the turn's last frame, so other processes see that first.
+                self.cluster.release(session_id, turn.channel.last_seq)
 
     async def _close(self, turn: Turn, status: MessageStatus, error: ErrorEvent) -> None:
         """End a turn that did not complete: keep its partial answer, send *error*."""
@@ -284,6 +342,7 @@ class TurnRunner:
         self._end(turn, error)
 
     def _end(self, turn: Turn, event: ServerEvent) -> None:
-        # Free the session and publish the last frame with no await in between.
-        self._free(turn)
+        # Publish the last frame and free the session with no await in between:
+        # a client that reacts to the frame finds the session free.
         turn.emit(event)
+        self._free(turn)

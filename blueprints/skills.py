@@ -85,6 +85,7 @@ async def save(spec: SkillSpec, skill: Skill | None) -> Skill:
     else:
         await skill.update_from_dict(fields).save()
     runtime().plugins.register_rest_skill(owner_id, spec)
+    await runtime().skill_changed(owner_id, spec.name)
     return skill
 
 
@@ -150,4 +151,5 @@ async def delete_skill(name: str) -> tuple[str, int]:
     if not deleted:
         raise NotFound(f"no skill {name!r}")
     runtime().plugins.unregister_rest_skill(owner_id, name)
+    await runtime().skill_changed(owner_id, name)
     return "", 204

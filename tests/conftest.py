@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from tests.services import PostgresServer
+from tests.services import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -31,5 +31,15 @@ def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer()
     if reason := server.unavailable():
         pytest.skip(f"NO POSTGRES: {reason}")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis on a free loopback port, for the whole run."""
+    server = RedisServer()
+    if reason := server.unavailable():
+        pytest.skip(f"NO REDIS: {reason}")
     yield server.start()
     server.stop()

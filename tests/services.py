@@ -1,4 +1,4 @@
-"""A real PostgreSQL server on loopback, started for the tests and stopped after.
+"""Real PostgreSQL and Redis servers on loopback, started for the tests and stopped after.
 
 Installed by ``scripts/install-services.sh`` (``make test``). When a server
 cannot be started here, :func:`unavailable` says why and the tests that need
@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -89,3 +90,47 @@ class PostgresServer:
             capture_output=True,
         )  # fmt: skip
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisServer:
+    """``redis-server`` on a free port, with no persistence."""
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def unavailable(self) -> str | None:
+        if self.binary is None:
+            return "redis-server is not installed (scripts/install-services.sh installs it as root)"
+        return None
+
+    def start(self, timeout: float = 10) -> RedisServer:
+        assert self.binary is not None
+        self.process = subprocess.Popen(
+            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        # Ready when it answers PING; redis-server has no readiness signal of its own.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
