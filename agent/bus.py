@@ -113,7 +113,7 @@ class SessionChannel:
         if event.logged:
             self._log.append(self.session_id, event.seq, event.type, event.turn_id, frame)
             if self._cluster is not None:
-                self._cluster.forward(self.session_id, frame)
+                self._cluster.forward(self.session_id, event.seq, frame)
         self._deliver(Outgoing(event, frame))
         return event
 
@@ -155,7 +155,7 @@ class EventBus:
         """The session's last seq: in the log, or recorded by another process's last turn."""
         last_seq = await self.log.last_seq(session_id)
         if self.cluster is not None:
-            # The log is written behind, so a turn that just ended elsewhere may not be in it.
+            # The log is written behind: another process's last frames may not be in it yet.
             last_seq = max(last_seq, await self.cluster.last_seq(session_id))
         return last_seq
 

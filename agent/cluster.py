@@ -103,9 +103,14 @@ class Cluster:
 
     # ── live events ──
 
-    def forward(self, session_id: str, frame: str) -> None:
-        """Publish a logged frame to the other processes (in order, without waiting)."""
-        self._queue.put_nowait(("publish", (f"{EVENTS}{session_id}", f"{self.node} {frame}")))
+    def forward(self, session_id: str, seq: int, frame: str) -> None:
+        """Publish a logged frame to the other processes (in order, without waiting).
+
+        The session's last seq is recorded with it: a process whose client
+        joins now numbers its view from there, not from the log written behind.
+        """
+        data = f"{self.node} {frame}"
+        self._queue.put_nowait(("publish", (session_id, seq, data)))
 
     async def _listen(
         self, pubsub: Any, on_event: EventHandler, on_control: ControlHandler
@@ -132,7 +137,9 @@ class Cluster:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for kind, args in commands:
                         if kind == "publish":
-                            pipe.publish(*args)
+                            session_id, seq, data = args
+                            pipe.set(f"{LAST_SEQ}{session_id}", seq)
+                            pipe.publish(f"{EVENTS}{session_id}", data)
                         else:
                             pipe.eval(RELEASE, 2, *args)
                     await pipe.execute()
@@ -175,7 +182,7 @@ class Cluster:
         return await self.redis.get(f"{LEASE}{session_id}")
 
     async def last_seq(self, session_id: str) -> int:
-        """The last seq a released turn recorded; 0 when none did."""
+        """The last seq any process published for the session; 0 when none did."""
         return int(await self.redis.get(f"{LAST_SEQ}{session_id}") or 0)
 
     @property

@@ -30,6 +30,7 @@ from agent.protocol import (
 from agent.runtime import Runtime
 from agent.skills import SessionContext
 from agent.turns import TurnRejected
+from models import PendingRequest, RequestStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,22 @@ class ChatConnection:
         Without *last_seq*, the session's unanswered requests, so that a client
         joining a waiting turn can answer it.
         """
+        session_id = self.session.session_id
+        eventlog = self.runtime.eventlog
         if last_seq is None:
-            waiting = self.runtime.pending.open_events(self.session.session_id)
-            return [Outgoing(event, event.to_json()) for event in waiting]
-        frames = await self.runtime.eventlog.read(
-            self.session.session_id, after=last_seq, upto=upto
-        )
+            if self.runtime.cluster is None:
+                waiting = self.runtime.pending.open_events(session_id)
+                return [Outgoing(event, event.to_json()) for event in waiting]
+            # The turn may run on another process: its open requests are in the database.
+            seqs = await PendingRequest.filter(
+                session_id=session_id, status=RequestStatus.open, seq__lte=upto
+            ).values_list("seq", flat=True)
+            frames = await eventlog.read_seqs(session_id, list(seqs))
+            return [Outgoing(server_event_adapter.validate_json(f), f) for f in frames]
+        if self.runtime.cluster is not None:
+            # Frames this process relayed may still be in the other process's write buffer.
+            await eventlog.wait_stored(session_id, upto)
+        frames = await eventlog.read(session_id, after=last_seq, upto=upto)
         return coalesce([Outgoing(server_event_adapter.validate_json(f), f) for f in frames])
 
     async def _next_items(self, receiver: asyncio.Task[None]) -> list:

@@ -73,6 +73,8 @@ class EventLog:
         flush interval. ``False`` after *timeout_s* (that process died).
         """
         await self.flush()
+        if seq <= 0:
+            return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while not await Event.exists(session_id=session_id, seq__gte=seq):
@@ -92,6 +94,14 @@ class EventLog:
         query = query.order_by("seq")
         if limit is not None:
             query = query.limit(limit)
+        return await query.values_list("frame", flat=True)
+
+    async def read_seqs(self, session_id: str, seqs: list[int]) -> list[str]:
+        """The stored frames with these seqs, in order, once they are stored."""
+        if not seqs:
+            return []
+        await self.wait_stored(session_id, max(seqs))
+        query = Event.filter(session_id=session_id, seq__in=seqs).order_by("seq")
         return await query.values_list("frame", flat=True)
 
     async def _run(self) -> None:
