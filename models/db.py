@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tortoise import Tortoise, connections
@@ -16,6 +18,8 @@ from models import MODEL_MODULES
 log = logging.getLogger(__name__)
 
 FIRST_MIGRATION = "0001_initial"
+#: The advisory lock key under which one process at a time migrates ("quartet" in ASCII).
+MIGRATION_LOCK_ID = 0x71756172746574
 
 
 def tortoise_config(database_url: str) -> dict:
@@ -53,11 +57,30 @@ async def migrate(config: dict) -> None:
     directly, as in 0001) is marked as having 0001 first.
     """
     connection = connections.get("default")
-    executor = MigrationExecutor(connection, config["apps"])
-    if await _predates_migrations(connection):
-        log.warning("database made before migrations; marking %s as applied", FIRST_MIGRATION)
-        await executor.migrate([MigrationTarget("models", FIRST_MIGRATION)], fake=True)
-    await executor.migrate()
+    async with _migration_lock(connection):
+        executor = MigrationExecutor(connection, config["apps"])
+        if await _predates_migrations(connection):
+            log.warning("database made before migrations; marking %s as applied", FIRST_MIGRATION)
+            await executor.migrate([MigrationTarget("models", FIRST_MIGRATION)], fake=True)
+        await executor.migrate()
+
+
+@asynccontextmanager
+async def _migration_lock(connection: BaseDBAsyncClient) -> AsyncIterator[None]:
+    """On PostgreSQL, one process at a time migrates; the others wait, then find nothing to do.
+
+    A session-level advisory lock, held on one pooled connection while the
+    migrations run on others. SQLite serves one host, and its writes lock the file.
+    """
+    if connection.capabilities.dialect != "postgres":
+        yield
+        return
+    async with connection.acquire_connection() as holder:
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+        try:
+            yield
+        finally:
+            await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
 
 
 async def _predates_migrations(connection: BaseDBAsyncClient) -> bool:

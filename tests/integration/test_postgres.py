@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
+from tortoise import connections
 
 from agent.bus import EventBus
 from agent.eventlog import EventLog
@@ -13,7 +16,7 @@ from agent.loop import AgentLoop
 from agent.pending import PendingRequests
 from agent.turns import TurnRunner
 from models import ApiKey, Event, Message, Session
-from models.db import close_db, init_db, migrate, tortoise_config
+from models.db import MIGRATION_LOCK_ID, close_db, init_db, migrate, tortoise_config
 from plugins.manager import build_plugin_host
 from tests.services import PostgresServer
 
@@ -34,6 +37,28 @@ async def test_migrations_apply_and_reapply(pg_url: str) -> None:
     await Message.create(session=session, role="assistant", content="x", usage={"input_tokens": 1})
     assert (await Session.get(id=session.id)).metadata == {"a": [1, 2]}
     assert (await Message.get(session=session)).usage == {"input_tokens": 1}
+
+
+async def test_processes_that_start_together_migrate_one_at_a_time(pg_url: str) -> None:
+    # Another process holds the migration lock...
+    other = await asyncpg.connect(pg_url.replace("postgres://", "postgresql://"))
+    try:
+        await other.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+        migrating = asyncio.create_task(migrate(tortoise_config(pg_url)))
+        # ...so this one waits for it, as PostgreSQL's lock table shows.
+        while not await other.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ):
+            assert not migrating.done(), "migrate did not wait for the lock"
+            await asyncio.sleep(0.01)
+        await other.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+        await asyncio.wait_for(migrating, 10)
+    finally:
+        await other.close()
+    held = await connections.get("default").execute_query_dict(
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'"
+    )
+    assert held[0]["n"] == 0
 
 
 async def test_event_log_and_crash_recovery(pg_url: str, tmp_path) -> None:
