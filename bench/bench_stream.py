@@ -1,11 +1,13 @@
 """Streaming and ping throughput: Quartet against a minimal Quart+hypercorn app, same run.
 
     .venv/bin/python bench/bench_stream.py [--tokens 20000] [--pings 2000] [--rounds 3]
+        [--backend sqlite|postgres+redis]
 
 Both servers run under hypercorn on loopback with the same client (websockets).
-Quartet streams a demo answer of N words with event persistence on (SQLite,
-write-behind); the baseline sends N token-shaped frames. Reported: the median
-over rounds, and Quartet / baseline.
+Quartet streams a demo answer of N words with event persistence on
+(write-behind) in SQLite, or in PostgreSQL with every frame also published
+to Redis (servers started for the run, as the tests do); the baseline sends
+N token-shaped frames. Reported: the median over rounds, and Quartet / baseline.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.server import QuartetServer
+from tests.services import PostgresServer, RedisServer
 
 
 async def stream_quartet(server: QuartetServer, session_id: str, tokens: int) -> tuple[float, int]:
@@ -93,9 +96,20 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20000)
     parser.add_argument("--pings", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backend", choices=["sqlite", "postgres+redis"], default="sqlite")
     args = parser.parse_args()
+    env = {"QUARTET_PLUGINS_FILE": "none.toml"}
+    services: list[PostgresServer | RedisServer] = []
+    if args.backend == "postgres+redis":
+        postgres, redis = PostgresServer(), RedisServer()
+        for service in (postgres, redis):
+            if reason := service.unavailable():
+                sys.exit(reason)
+            services.append(service.start())
+        env["QUARTET_DATABASE_URL"] = postgres.create_database("bench")
+        env["QUARTET_REDIS_URL"] = redis.url
     with tempfile.TemporaryDirectory() as tmp:
-        quartet = QuartetServer(Path(tmp) / "q", env={"QUARTET_PLUGINS_FILE": "none.toml"})
+        quartet = QuartetServer(Path(tmp) / "q", env=env)
         baseline = QuartetServer(Path(tmp) / "b", app="bench.baseline_app:app")
         (Path(tmp) / "q").mkdir()
         (Path(tmp) / "b").mkdir()
@@ -106,7 +120,12 @@ def main() -> None:
         finally:
             quartet.stop()
             baseline.stop()
-    print(f"tokens per turn: {args.tokens}, pings: {args.pings}, rounds: {args.rounds} (medians)")
+            for service in services:
+                service.stop()
+    print(
+        f"backend: {args.backend}, tokens per turn: {args.tokens}, pings: {args.pings}, "
+        f"rounds: {args.rounds} (medians)"
+    )
     rows = [
         ("stream tokens/s", r["q_tok"], r["b_tok"]),
         ("ping round trips/s", r["q_ping"], r["b_ping"]),
