@@ -97,6 +97,15 @@ class FakeOpenAI:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
+    def quartet_env(self, **extra: str) -> dict[str, str]:
+        """Settings for a Quartet server whose model is this fake."""
+        return {
+            "QUARTET_MODEL": "openai:fake-model",
+            "QUARTET_OPENAI_BASE_URL": self.base_url,
+            "QUARTET_OPENAI_API_KEY": "sk-test",
+            **extra,
+        }
+
     def start(self) -> FakeOpenAI:
         self._thread.start()
         return self

@@ -25,13 +25,9 @@ from tests.fake_openai import FakeOpenAI
 
 @pytest.fixture(scope="module")
 def openai_server(fake_openai_server: FakeOpenAI, tmp_path_factory) -> Iterator[QuartetServer]:
-    env = {
-        "QUARTET_MODEL": "openai:fake-model",
-        "QUARTET_OPENAI_BASE_URL": fake_openai_server.base_url,
-        "QUARTET_OPENAI_API_KEY": "sk-test",
-        "QUARTET_OPENAI_STALL_TIMEOUT_S": "0.5",
-        "QUARTET_SYSTEM_PROMPT": "You are under test.",
-    }
+    env = fake_openai_server.quartet_env(
+        QUARTET_OPENAI_STALL_TIMEOUT_S="0.5", QUARTET_SYSTEM_PROMPT="You are under test."
+    )
     server = QuartetServer(tmp_path_factory.mktemp("openai"), env=env).start()
     yield server
     server.stop()

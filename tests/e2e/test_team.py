@@ -195,11 +195,7 @@ async def test_a_bad_mode_is_refused_and_the_connection_survives(ws_helper, api_
 
 @pytest.fixture(scope="module")
 def openai_server(fake_openai_server: FakeOpenAI, tmp_path_factory) -> Iterator[QuartetServer]:
-    env = {
-        "QUARTET_MODEL": "openai:fake-model",
-        "QUARTET_OPENAI_BASE_URL": fake_openai_server.base_url,
-        "QUARTET_OPENAI_API_KEY": "sk-test",
-    }
+    env = fake_openai_server.quartet_env()
     server = QuartetServer(tmp_path_factory.mktemp("team-openai"), env=env).start()
     yield server
     server.stop()

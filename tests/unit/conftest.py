@@ -41,7 +41,13 @@ class ScriptedModel:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelOutput]:
         self.history.append(request)
-        for item in self.scripts.pop(0):
+        async for output in self.play(self.scripts.pop(0)):
+            yield output
+
+    @staticmethod
+    async def play(items: list[object]) -> AsyncIterator[ModelOutput]:
+        """Yield a script's outputs, raising its exceptions and waiting for its events."""
+        for item in items:
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, asyncio.Event):

@@ -43,13 +43,8 @@ class TeamModel(ScriptedModel):
         self.active += expert
         self.peak = max(self.peak, self.active)
         try:
-            for item in self.keyed[key].pop(0):
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, asyncio.Event):
-                    await item.wait()
-                    continue
-                yield item  # type: ignore[misc]
+            async for output in self.play(self.keyed[key].pop(0)):
+                yield output
         finally:
             self.active -= expert
             self.closed.append(key)
