@@ -188,7 +188,7 @@ async def test_a_skill_registered_through_a_matches_on_b(pair: Pair) -> None:
     assert "skill_match" not in [f["type"] for f in frames]
 
 
-async def test_a_turn_on_a_killed_process_is_closed_and_resumed_on_b(
+async def test_a_killed_mid_turn_then_restarted_the_client_resumes_on_b(
     pair: Pair, tmp_path: Path
 ) -> None:
     sid = pair.session()
@@ -202,6 +202,9 @@ async def test_a_turn_on_a_killed_process_is_closed_and_resumed_on_b(
         # then kill A mid-turn (a kill inside the flush interval loses those frames).
         await logged_through(pair.b, sid, last_seq)
         pair.a.kill()
+    # A comes back at once; its turn's lease has not expired yet, so it is
+    # closed by whichever process looks first once it has.
+    pair.a = QuartetServer(tmp_path, api_key=API_KEY, env=pair.env).start()
 
     # The client resumes on B: the rest of what A logged, then the close.
     wb, connected = await connect(pair.helper(pair.b), sid, last_seq=last_seq)
@@ -226,8 +229,7 @@ async def test_a_turn_on_a_killed_process_is_closed_and_resumed_on_b(
     # Nothing is lost: the stored partial answer is exactly what the client was sent.
     assert partial["content"] == text_of(live) + text_of(rest)
 
-    # A comes back and serves the session as before.
-    pair.a = QuartetServer(tmp_path, api_key=API_KEY, env=pair.env).start()
+    # The restarted A serves the session as before.
     frames = await pair.helper(pair.a).connect_and_chat(
         sid, [{"type": "message", "content": "back on A"}]
     )
