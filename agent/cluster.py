@@ -93,8 +93,11 @@ class Cluster:
         ]
 
     async def stop(self) -> None:
-        # Let queued frames and releases go out before closing.
-        await asyncio.wait_for(self._queue.join(), 5)
+        # Let queued frames and releases go out before closing, unless Redis is gone.
+        try:
+            await asyncio.wait_for(self._queue.join(), 5)
+        except TimeoutError:
+            log.warning("Redis took the last %d messages too long; closing", self._queue.qsize())
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

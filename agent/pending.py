@@ -85,12 +85,7 @@ class PendingRequests:
                 f"no open request with id {reply.request_id!r} in this session; "
                 "it was never opened, or was already answered, timed out or cancelled",
             )
-        expected = REPLY_FRAME[entry.kind]
-        if (entry.kind is RequestKind.confirmation) != isinstance(reply, ConfirmationReply):
-            raise ProtocolError(
-                ErrorCode.bad_request,
-                f"request {reply.request_id!r} is answered with a {expected!r} frame",
-            )
+        check_reply_kind(entry.kind, reply)
         entry.future.set_result(reply)
 
     async def confirm(
@@ -174,6 +169,15 @@ class PendingRequests:
                 return None
         finally:
             del self._open[request.request_id]
+
+
+def check_reply_kind(kind: RequestKind, reply: Reply) -> None:
+    """:raises ProtocolError: ``bad_request`` when *reply* is not the frame that answers *kind*."""
+    if (kind is RequestKind.confirmation) != isinstance(reply, ConfirmationReply):
+        raise ProtocolError(
+            ErrorCode.bad_request,
+            f"request {reply.request_id!r} is answered with a {REPLY_FRAME[kind]!r} frame",
+        )
 
 
 def new_request_id() -> str:

@@ -14,7 +14,7 @@ from agent.bus import EventBus
 from agent.cluster import Cluster
 from agent.eventlog import EventLog
 from agent.loop import AgentLoop
-from agent.pending import REPLY_FRAME, PendingRequests
+from agent.pending import PendingRequests, check_reply_kind
 from agent.protocol import (
     ConfirmationReply,
     ErrorCode,
@@ -24,7 +24,7 @@ from agent.protocol import (
 )
 from agent.skills import SkillSpec
 from agent.turns import TurnRejected, TurnRunner
-from models import ApiKey, PendingRequest, RequestKind, RequestStatus, Skill
+from models import ApiKey, PendingRequest, RequestStatus, Skill
 from models.auth import generate_key, hash_key
 from models.db import close_db, init_db
 from plugins.manager import PluginHost
@@ -104,12 +104,7 @@ class Runtime:
             )
             if row is None:
                 raise
-            if (row.kind is RequestKind.confirmation) != isinstance(reply, ConfirmationReply):
-                expected = REPLY_FRAME[row.kind]
-                raise ProtocolError(
-                    ErrorCode.bad_request,
-                    f"request {reply.request_id!r} is answered with a {expected!r} frame",
-                ) from None
+            check_reply_kind(row.kind, reply)
         await self.cluster.control(
             "reply", session_id=session_id, frame=reply.model_dump(mode="json")
         )
