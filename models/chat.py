@@ -24,6 +24,10 @@ class Session(Model):
     metadata = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
+    seq_reserved = fields.IntField(
+        default=0,
+        description="Seqs up to this may have reached a client: a turn numbers on above it.",
+    )
 
     messages: fields.ReverseRelation[Message]
     events: fields.ReverseRelation[Event]

@@ -29,26 +29,32 @@ async def test_a_database_made_before_migrations_is_upgraded_in_place(tmp_path: 
         [MigrationTarget("models", FIRST_MIGRATION)]
     )
     key, _ = await ApiKey.issue("old")
-    session = await Session.create(owner_id=key.id, title="kept")
+    # Raw SQL: the models describe the newest schema, this database has 0001's.
+    session_id = "kept-session"
+    await connection.execute_query(
+        "INSERT INTO sessions (id, owner_id, title, metadata, created_at, updated_at) "
+        "VALUES (?, ?, 'kept', '{}', '2026-11-01 00:00:00+00:00', '2026-11-01 00:00:00+00:00')",
+        [session_id, key.id],
+    )
     await connection.execute_query(
         "INSERT INTO messages (session_id, role, content, status, created_at) "
         "VALUES (?, 'user', 'old words', 'complete', '2026-11-01 00:00:00+00:00')",
-        [session.id],
+        [session_id],
     )
     await connection.execute_query("DROP TABLE tortoise_migrations")
     await close_db()
 
     await init_db(url)
     try:
-        old = await Message.get(session_id=session.id)
+        old = await Message.get(session_id=session_id)
         assert (old.content, old.usage) == ("old words", None)
         await Message.create(
-            session_id=session.id,
+            session_id=session_id,
             role="assistant",
             content="new",
             usage={"input_tokens": 1, "output_tokens": 2},
         )
-        assert await Message.filter(session_id=session.id).count() == 2
+        assert await Message.filter(session_id=session_id).count() == 2
         # A second start changes nothing.
         await migrate(config)
     finally:
