@@ -11,14 +11,23 @@ a network.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from agent import json_limits
 
 PROTOCOL_VERSION = 1
 
@@ -39,6 +48,7 @@ class ErrorCode(StrEnum):
     timeout = "timeout"
     step_limit = "step_limit"
     interrupted = "interrupted"
+    unavailable = "unavailable"
     internal = "internal"
 
 
@@ -326,8 +336,9 @@ class ConfirmationReply(ClientFrame):
     """Answers a `confirmation_request`."""
 
     type: Literal["confirmation_reply"]
-    request_id: str
-    approved: bool
+    request_id: str = Field(min_length=1)
+    # Strict: "no" or 0 must not count as a denial the client did not mean.
+    approved: StrictBool = Field(description="`true` or `false`; nothing else.")
     reason: str | None = None
 
 
@@ -335,7 +346,7 @@ class HumanReply(ClientFrame):
     """Answers an `ask_human`; `reply` is accepted as an alias of the type."""
 
     type: Literal["human_reply", "reply"]
-    request_id: str
+    request_id: str = Field(min_length=1)
     content: str = Field(description="The human's answer, 1..max_message_chars characters.")
 
     content_not_blank = field_validator("content")(_not_blank)
@@ -355,15 +366,19 @@ CLIENT_FRAME_TYPES: frozenset[str] = frozenset(
 )
 
 
-def parse_client_frame(raw: str | bytes, *, max_chars: int, max_bytes: int) -> ClientFrame:
+def parse_client_frame(raw: str | bytes | None, *, max_chars: int, max_bytes: int) -> ClientFrame:
     """Turn one received WebSocket frame into a client frame model.
 
-    :param raw: the frame as received (``bytes`` for a binary frame).
+    Parsing takes time linear in the frame's length: nesting and the number of
+    values are bounded (:mod:`agent.json_limits`) before ``json.loads`` runs.
+
+    :param raw: the frame as received: ``bytes`` for a binary frame, and
+        ``None`` for an empty binary one (Quart hands that over as ``None``).
     :param max_chars: the longest ``content`` accepted.
     :param max_bytes: frames longer than this are refused without parsing.
     :raises ProtocolError: with the code a client should see.
     """
-    if isinstance(raw, bytes):
+    if raw is None or isinstance(raw, bytes):
         raise ProtocolError(
             ErrorCode.bad_request, "binary frames are not supported; send JSON text frames"
         )
@@ -372,7 +387,9 @@ def parse_client_frame(raw: str | bytes, *, max_chars: int, max_bytes: int) -> C
             ErrorCode.too_large, f"frame of {len(raw)} bytes exceeds the limit of {max_bytes}"
         )
     try:
-        data = json.loads(raw)
+        data = json_limits.loads(raw)
+    except json_limits.JSONLimitError as exc:
+        raise ProtocolError(ErrorCode.bad_request, f"frame refused: {exc}") from None
     except ValueError as exc:
         raise ProtocolError(ErrorCode.bad_request, f"frame is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -458,6 +475,17 @@ def render_markdown() -> str:
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         lines.append(f"| {types} | {doc} | {_describe_fields(cls, {'type'})} |")
     lines += [
+        "",
+        "### Limits on every client frame",
+        "",
+        f"- JSON nested at most {json_limits.MAX_DEPTH} arrays and objects deep;",
+        f"- at most {json_limits.MAX_VALUES:,} values (array items, object members, arrays,"
+        " objects);",
+        "- every string, keys included, valid Unicode: an escaped lone surrogate such as"
+        " `\\ud800` is refused.",
+        "",
+        "A frame past any of these gets `error` `bad_request`, parsed in time linear in its"
+        " length.",
         "",
         "### Error codes",
         "",

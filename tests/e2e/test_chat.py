@@ -285,6 +285,17 @@ BAD_FRAMES = [
         {"type": "reply", "request_id": "r", "content": "x" * (32 * 1024 + 1)}, "too_large", "limit", id="reply-32k+1",
     ),
     pytest.param({"type": "human_reply", "request_id": 5, "content": "x"}, "bad_request", "request_id", id="int-id"),
+    pytest.param(b"", "bad_request", "binary", id="empty-binary"),
+    pytest.param(
+        {"type": "confirmation_reply", "request_id": "r", "approved": "no"},
+        "bad_request", "approved", id="approved-no-string",
+    ),
+    pytest.param({"type": "confirmation_reply", "request_id": "", "approved": True}, "bad_request", "request_id", id="empty-id"),
+    pytest.param({"type": "human_reply", "request_id": "", "content": "x"}, "bad_request", "request_id", id="reply-empty-id"),
+    pytest.param(r'{"type": "message", "content": "hi \ud800"}', "bad_request", "surrogate", id="lone-surrogate"),
+    pytest.param(r'{"type": "ping", "\udc00": 1}', "bad_request", "surrogate", id="surrogate-key"),
+    pytest.param('{"type": "message", "content": "x", "x": ' + "[" * 5000 + "]" * 5000 + "}", "bad_request", "nested deeper", id="5000-deep"),
+    pytest.param("[" * 100_000, "bad_request", "values", id="100k-open-brackets"),
 ]  # fmt: skip
 
 
