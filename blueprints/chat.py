@@ -11,7 +11,7 @@ from agent.skills import SessionContext
 from blueprints import runtime
 from blueprints.auth import authenticate
 from blueprints.errors import ApiError, error_response
-from models import Session
+from blueprints.sessions import LARGEST, SESSION_ID_CHARS, find_session
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 
@@ -19,7 +19,7 @@ bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 class ChatQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
     last_seq: int | None = Field(
-        default=None, ge=0, description="Replay the stored events after this seq."
+        default=None, ge=0, le=LARGEST, description="Replay the stored events after this seq."
     )
 
 
@@ -30,9 +30,9 @@ async def chat_ws(session_id: str):
         key = await authenticate(websocket.headers, websocket.args)
     except ApiError as exc:
         return error_response(exc.code, exc.message, exc.status)
-    session = await Session.get_or_none(id=session_id, owner_id=key.id)
+    session = await find_session(session_id, key.id)
     if session is None:
-        return error_response("not_found", f"no session {session_id!r}", 404)
+        return error_response("not_found", f"no session {session_id[:SESSION_ID_CHARS]!r}", 404)
     try:
         query = ChatQuery.model_validate(websocket.args.to_dict())
     except ValidationError as exc:

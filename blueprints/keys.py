@@ -9,6 +9,7 @@ from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
 from blueprints.auth import load_key, require_admin
+from blueprints.errors import KEYED, document_errors
 from models import ApiKey
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
@@ -31,6 +32,7 @@ class KeyCreated(BaseModel):
 @bp.post("")
 @validate_request(KeyCreate)
 @validate_response(KeyCreated, 201)
+@document_errors(400, 403, 413, *KEYED)
 async def create_key(data: KeyCreate) -> tuple[KeyCreated, int]:
     """Issue a new API key (admin only)."""
     require_admin()

@@ -12,13 +12,18 @@ from quart_schema import validate_querystring, validate_request, validate_respon
 
 from blueprints import runtime
 from blueprints.auth import current_key, load_key
-from blueprints.errors import NotFound
+from blueprints.errors import KEYED, NotFound, document_errors
 from models import Message, Session
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions")
 bp.before_request(load_key)
 
 MAX_METADATA_BYTES = 16 * 1024
+#: Seqs and row counts are 32-bit INTEGER columns; a larger number cannot be compared
+#: with them (PostgreSQL refuses it, SQLite overflows), so queries stop here.
+LARGEST = 2**31 - 1
+#: Session ids are at most this long; a longer one cannot exist.
+SESSION_ID_CHARS = Session._meta.fields_map["id"].max_length
 
 
 class SessionCreate(BaseModel):
@@ -53,7 +58,7 @@ class SessionOut(BaseModel):
 
 class PageQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=LARGEST)
 
 
 class SessionPage(BaseModel):
@@ -86,7 +91,7 @@ class MessagePage(BaseModel):
 
 
 class EventQuery(BaseModel):
-    after: int = Field(default=0, ge=0)
+    after: int = Field(default=0, ge=0, le=LARGEST)
     limit: int = Field(default=1000, ge=1, le=10000)
 
 
@@ -95,17 +100,25 @@ class EventPage(BaseModel):
     last_seq: int
 
 
+async def find_session(session_id: str, owner_id: int) -> Session | None:
+    """The session *owner_id* owns with this id, if there is one."""
+    if len(session_id) > SESSION_ID_CHARS:  # the database would refuse to look
+        return None
+    return await Session.get_or_none(id=session_id, owner_id=owner_id)
+
+
 async def owned_session(session_id: str) -> Session:
     """The caller's session; someone else's is reported missing, not forbidden."""
-    session = await Session.get_or_none(id=session_id, owner_id=current_key().id)
+    session = await find_session(session_id, current_key().id)
     if session is None:
-        raise NotFound(f"no session {session_id!r}")
+        raise NotFound(f"no session {session_id[:SESSION_ID_CHARS]!r}")
     return session
 
 
 @bp.post("")
 @validate_request(SessionCreate)
 @validate_response(SessionOut, 201)
+@document_errors(400, 409, 413, *KEYED)
 async def create_session(data: SessionCreate) -> tuple[SessionOut, int]:
     session = await Session.create(
         owner_id=current_key().id, title=data.title, metadata=data.metadata
@@ -116,6 +129,7 @@ async def create_session(data: SessionCreate) -> tuple[SessionOut, int]:
 @bp.get("")
 @validate_querystring(PageQuery)
 @validate_response(SessionPage)
+@document_errors(400, *KEYED)
 async def list_sessions(query_args: PageQuery) -> SessionPage:
     mine = Session.filter(owner_id=current_key().id)
     rows = await mine.order_by("-created_at").offset(query_args.offset).limit(query_args.limit)
@@ -129,11 +143,13 @@ async def list_sessions(query_args: PageQuery) -> SessionPage:
 
 @bp.get("/<session_id>")
 @validate_response(SessionOut)
+@document_errors(404, *KEYED)
 async def get_session(session_id: str) -> SessionOut:
     return SessionOut.of(await owned_session(session_id))
 
 
 @bp.delete("/<session_id>")
+@document_errors(404, *KEYED)
 async def delete_session(session_id: str) -> tuple[str, int]:
     session = await owned_session(session_id)
     rt = runtime()
@@ -147,6 +163,7 @@ async def delete_session(session_id: str) -> tuple[str, int]:
 @bp.get("/<session_id>/messages")
 @validate_querystring(PageQuery)
 @validate_response(MessagePage)
+@document_errors(400, 404, *KEYED)
 async def list_messages(session_id: str, query_args: PageQuery) -> MessagePage:
     session = await owned_session(session_id)
     msgs = Message.filter(session_id=session.id)
@@ -173,6 +190,7 @@ async def list_messages(session_id: str, query_args: PageQuery) -> MessagePage:
 @bp.get("/<session_id>/events")
 @validate_querystring(EventQuery)
 @validate_response(EventPage)
+@document_errors(400, 404, *KEYED)
 async def list_events(session_id: str, query_args: EventQuery) -> EventPage:
     session = await owned_session(session_id)
     log = runtime().eventlog

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
 from tortoise.exceptions import IntegrityError
 
+from agent.protocol import describe_validation_error
 from agent.runtime import skill_spec
 from agent.skills import KeywordSkill, SkillSpec
 from blueprints import runtime
 from blueprints.auth import current_key, load_key
-from blueprints.errors import ApiError, Conflict, Forbidden, NotFound
+from blueprints.errors import KEYED, ApiError, Conflict, Forbidden, NotFound, document_errors
 from models import Skill
 from plugins.manager import PluginError
 
 bp = Blueprint("skills", __name__, url_prefix="/api/v1/skills")
 bp.before_request(load_key)
+
+#: Stored names are at most this long; a longer one cannot exist.
+SKILL_NAME_CHARS = Skill._meta.fields_map["name"].max_length
 
 
 class SkillOut(SkillSpec):
@@ -46,6 +50,13 @@ class SkillOut(SkillSpec):
 
 class SkillList(BaseModel):
     items: list[SkillOut]
+
+
+async def stored_skill(name: str) -> Skill | None:
+    """The caller's REST skill by this name, if there is one."""
+    if len(name) > SKILL_NAME_CHARS:  # the database would refuse to look
+        return None
+    return await Skill.get_or_none(owner_id=current_key().id, name=name)
 
 
 def plugin_skill(name: str) -> SkillOut | None:
@@ -92,6 +103,7 @@ async def save(spec: SkillSpec, skill: Skill | None) -> Skill:
 @bp.post("")
 @validate_request(SkillSpec)
 @validate_response(SkillOut, 201)
+@document_errors(400, 409, 413, *KEYED)
 async def create_skill(data: SkillSpec) -> tuple[SkillOut, int]:
     refuse_plugin_name(data.name)
     if await Skill.exists(owner_id=current_key().id, name=data.name):
@@ -112,19 +124,31 @@ class SkillPut(SkillSpec):
 @bp.put("/<name>")
 @validate_request(SkillPut)
 @validate_response(SkillOut, 200)
+@validate_response(SkillOut, 201)
+@document_errors(400, 409, 413, *KEYED)
 async def put_skill(name: str, data: SkillPut) -> tuple[SkillOut, int]:
-    """Create or replace a skill by name."""
+    """Create or replace a skill by name.
+
+    200 when it replaced one, 201 when it created it.
+    """
     if data.name is not None and data.name != name:
         raise ApiError(f"field 'name': {data.name!r} does not match the URL's {name!r}")
-    spec = SkillSpec.model_validate({**data.model_dump(), "name": name})
+    try:
+        spec = SkillSpec.model_validate({**data.model_dump(), "name": name})
+    except ValidationError as exc:
+        rule = SkillSpec.model_fields["name"].description
+        raise ApiError(
+            f"the skill name in the URL is not valid: {rule} ({describe_validation_error(exc)})"
+        ) from None
     refuse_plugin_name(name)
-    existing = await Skill.get_or_none(owner_id=current_key().id, name=name)
+    existing = await stored_skill(name)
     skill = await save(spec, existing)
     return SkillOut.of(skill), 200 if existing else 201
 
 
 @bp.get("")
 @validate_response(SkillList)
+@document_errors(*KEYED)
 async def list_skills() -> SkillList:
     items = [SkillOut.of_plugin(s) for s in runtime().plugins.plugin_skills.values()]
     items += [SkillOut.of(s) for s in await Skill.filter(owner_id=current_key().id)]
@@ -133,23 +157,28 @@ async def list_skills() -> SkillList:
 
 @bp.get("/<name>")
 @validate_response(SkillOut)
+@document_errors(404, *KEYED)
 async def get_skill(name: str) -> SkillOut:
     if found := plugin_skill(name):
         return found
-    skill = await Skill.get_or_none(owner_id=current_key().id, name=name)
+    skill = await stored_skill(name)
     if skill is None:
-        raise NotFound(f"no skill {name!r}")
+        raise NotFound(f"no skill {name[:SKILL_NAME_CHARS]!r}")
     return SkillOut.of(skill)
 
 
 @bp.delete("/<name>")
+@document_errors(403, 404, *KEYED)
 async def delete_skill(name: str) -> tuple[str, int]:
     if plugin_skill(name):
         raise Forbidden(f"skill {name!r} comes from a plugin; disable the plugin instead")
     owner_id = current_key().id
-    deleted = await Skill.filter(owner_id=owner_id, name=name).delete()
+    # A name longer than any stored one is simply not there; the database would refuse it.
+    deleted = (
+        len(name) <= SKILL_NAME_CHARS and await Skill.filter(owner_id=owner_id, name=name).delete()
+    )
     if not deleted:
-        raise NotFound(f"no skill {name!r}")
+        raise NotFound(f"no skill {name[:SKILL_NAME_CHARS]!r}")
     runtime().plugins.unregister_rest_skill(owner_id, name)
     await runtime().skill_changed(owner_id, name)
     return "", 204
