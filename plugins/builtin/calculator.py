@@ -4,7 +4,15 @@ The expression is parsed with :mod:`ast` and walked over a short list of node
 types: numbers, ``+ - * / // % **``, unary signs, parentheses, and a few
 named functions and constants from :mod:`math`. Anything else (names,
 attributes, calls to other things, strings, comprehensions) is refused before
-anything runs, and limits on size keep ``9**9**9`` from eating the server.
+anything runs.
+
+Big-integer arithmetic runs synchronously on the event loop, where no timeout
+can interrupt it, so every operation whose cost grows with its operands is
+bounded *before* it runs: a power whose result would have more than twice
+``MAX_INT_BITS`` bits, and ``round`` to more than ``MAX_ROUND_DIGITS`` places
+either way (``round(1, -10**8)`` builds ``10**10**8``), are refused; every
+other result is at most a few thousand bits because its operands are. So every
+expression is answered in milliseconds.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from plugins.hookspecs import hookimpl
 
 MAX_EXPRESSION_CHARS = 500
 MAX_INT_BITS = 4_096
+#: More decimal places than any number the calculator keeps has digits (4,096 bits
+#: is 1,234 digits), so no rounding a result could need is refused.
+MAX_ROUND_DIGITS = 1_300
 
 Number = int | float
 
@@ -38,9 +49,18 @@ UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.UAdd: operator.pos,
     ast.USub: operator.neg,
 }
+
+
+def _round(number: Number, *ndigits: Any) -> Number:
+    """``round``, refusing a number of places whose power of ten would be huge."""
+    if ndigits and isinstance(ndigits[0], int) and abs(ndigits[0]) > MAX_ROUND_DIGITS:
+        raise CalculatorError(f"round() takes at most {MAX_ROUND_DIGITS} places either way")
+    return round(number, *ndigits)
+
+
 FUNCTIONS: dict[str, Callable[..., Number]] = {
     "abs": abs,
-    "round": round,
+    "round": _round,
     "min": min,
     "max": max,
     "sqrt": math.sqrt,

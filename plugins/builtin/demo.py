@@ -17,6 +17,10 @@ Tool, ask and team directives run in the order they appear, one per model
 round. In a team the demo model also plans (each expert gets the goal, seen
 from its role), speaks for each expert (one short sentence), and merges the
 results; experts and the synthesis honour ``[[slow:MS]]``.
+
+Directives are found, and answers cut into tokens, in time linear in the
+message: the demo model is the default, so nothing a user types may stall the
+server.
 """
 
 from __future__ import annotations
@@ -30,13 +34,68 @@ from dataclasses import dataclass
 from agent.llm import ModelError, ModelOutput, ModelRequest, ReasoningDelta, TextDelta, ToolCall
 from plugins.hookspecs import hookimpl
 
-DIRECTIVE = re.compile(r"\[\[(\w+):(.*?)\]\]", re.DOTALL)
-TEAM_DIRECTIVE = re.compile(r"\[\[team:.*?\]\]", re.DOTALL)
+# What follows "[[" in a directive. The rest, up to "]]", is found with str.find:
+# the regex r"\[\[(\w+):(.*?)\]\]" retried its lazy .*? from every "[[" and took
+# seconds on "[[a:" * 8192.
+DIRECTIVE_NAME = re.compile(r"(\w+):")
+# Linear: the name and the spaces around it cannot overlap, and (.*) ends the match.
 TOOL_DIRECTIVE = re.compile(r"\s*([A-Za-z0-9_-]+)\s*(.*)", re.DOTALL)
-TOKEN = re.compile(r"\s*\S+")
+WORD = re.compile(r"\S+")
 MAX_SLOW_MS = 10_000
 MAX_LOREM = 100_000
 LOREM = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """One ``[[NAME:ARG]]`` in a message, and where it is."""
+
+    name: str
+    arg: str
+    start: int
+    end: int
+
+
+def find_directives(message: str) -> list[Directive]:
+    """Every directive in *message*, left to right, in one pass."""
+    found = []
+    pos = 0
+    while (start := message.find("[[", pos)) != -1:
+        head = DIRECTIVE_NAME.match(message, start + 2)
+        if head is None:
+            pos = start + 1
+            continue
+        close = message.find("]]", head.end())
+        if close == -1:
+            break  # nothing after here is closed, so no later "[[" can be either
+        found.append(Directive(head[1], message[head.end() : close], start, close + 2))
+        pos = close + 2
+    return found
+
+
+def strip_directives(message: str, directives: list[Directive]) -> str:
+    """*message* without *directives*, its whitespace collapsed to single spaces."""
+    parts = []
+    pos = 0
+    for directive in directives:
+        parts.append(message[pos : directive.start])
+        pos = directive.end
+    parts.append(message[pos:])
+    return " ".join(" ".join(parts).split())
+
+
+def tokens(text: str) -> list[str]:
+    r"""*text* as words, each with the whitespace before it; trailing whitespace is dropped.
+
+    The same as ``re.findall(r"\s*\S+", text)``, which backtracks over a long run of
+    trailing whitespace once per character of it.
+    """
+    cut = []
+    pos = 0
+    for word in WORD.finditer(text):
+        cut.append(text[pos : word.end()])
+        pos = word.end()
+    return cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +127,7 @@ class Plan:
         text = f"You said: {self.echo}" if self.echo else "You said nothing."
         for action, result in zip(self.actions, results, strict=False):
             text += " " + action.sentence(result)
-        tokens = TOKEN.findall(text)
-        tokens += [" " + LOREM[i % len(LOREM)] for i in range(self.lorem)]
-        return tokens
+        return tokens(text) + [" " + LOREM[i % len(LOREM)] for i in range(self.lorem)]
 
 
 def _int_arg(value: str, upper: int) -> int:
@@ -86,7 +143,9 @@ def plan(message: str) -> Plan:
     lorem = 0
     actions: list[Action] = []
     failing: set[str] = set()
-    for name, arg in DIRECTIVE.findall(message):
+    directives = find_directives(message)
+    for directive in directives:
+        name, arg = directive.name, directive.arg
         if name == "slow":
             delay_s = _int_arg(arg, MAX_SLOW_MS) / 1000
         elif name == "lorem":
@@ -96,12 +155,13 @@ def plan(message: str) -> Plan:
         elif name == "ask":
             actions.append(Action("ask_human", json.dumps({"question": arg.strip()})))
         elif name == "team":
-            goal = " ".join(TEAM_DIRECTIVE.sub(" ", message).split()) or "(no goal given)"
+            teams = [d for d in directives if d.name == "team"]
+            goal = strip_directives(message, teams) or "(no goal given)"
             experts = [expert.strip() for expert in arg.split(",") if expert.strip()]
             actions.append(Action("convene_team", json.dumps({"goal": goal, "experts": experts})))
         elif name == "fail":
             failing.add(arg.strip())
-    echo = " ".join(DIRECTIVE.sub(" ", message).split())
+    echo = strip_directives(message, directives)
     return Plan(
         echo=echo,
         delay_s=delay_s,
@@ -164,7 +224,7 @@ async def expert_work(request: ModelRequest) -> AsyncIterator[ModelOutput]:
     if request.expert in directives.failing:
         raise ModelError(f"the {request.expert} expert was told to fail")
     sentence = f"The {request.expert} covered: {task}"
-    async for output in _speak(TOKEN.findall(sentence), directives.delay_s):
+    async for output in _speak(tokens(sentence), directives.delay_s):
         yield output
 
 
@@ -177,7 +237,7 @@ async def synthesis(brief: dict) -> AsyncIterator[ModelOutput]:
             text += f" [{report['expert']}] {report['result']}"
         else:
             text += f" [{report['expert']}] Missing, that part failed: {report['error']}"
-    async for output in _speak(TOKEN.findall(text), directives.delay_s):
+    async for output in _speak(tokens(text), directives.delay_s):
         yield output
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,44 @@ def test_refused_without_running_anything(expression: str, message: str, tmp_pat
         evaluate(expression.replace("{marker}", str(marker)))
     assert message in str(exc.value)
     assert not marker.exists()
+
+
+# Big-integer work runs on the event loop, where no timeout can stop it: each of
+# these must be refused or answered before the work is done, in milliseconds.
+HOSTILE = [
+    "round(1, -2*10**7)",  # built 10**(2*10**7): 31.7 s before
+    "round(1, -10**8)",  # over two minutes before
+    "round(10**1000, -10**6)",
+    "round(1.5, 10**8)",
+    "9**9**9",
+    "2**2**2**2**2**2**2",
+    "(2**4096)*(2**4096)",
+    "10**2000 // 7",
+    "(-1)**(10**1000)",
+    "2 ** -(10**1000)",
+    "exp(10**300)",
+    "sqrt(10**1000)",
+    "-" * 498 + "9",
+    "+".join(["9" * 20] * 23),
+]
+
+
+@pytest.mark.parametrize("expression", HOSTILE)
+def test_expensive_expressions_finish_in_milliseconds(expression: str) -> None:
+    started = time.perf_counter()
+    try:
+        evaluate(expression)
+    except CalculatorError:
+        pass
+    assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.parametrize("expression", ["round(1, -2*10**7)", "round(1, -10**8)", "round(2, 1301)"])
+def test_round_to_absurdly_many_places_is_refused(expression: str) -> None:
+    with pytest.raises(CalculatorError, match="at most 1300 places"):
+        evaluate(expression)
+
+
+def test_round_to_every_place_a_kept_number_has_works() -> None:
+    assert evaluate("round(2**4095, -1233)") == 10**1233
+    assert evaluate("round(2**4095, -1234)") == 0
