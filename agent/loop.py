@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from agent import json_limits
 from agent.llm import (
     ChatMessage,
     ChatModel,
@@ -360,10 +361,14 @@ class AgentLoop:
 
 
 def _parse_arguments(raw: str) -> Any:
-    """The model's arguments as JSON, or the raw text when it is not JSON."""
+    """The model's arguments as JSON, or the raw text when it is not JSON.
+
+    A model writes what its user asks for, so the text gets the limits a client
+    frame gets: nesting too deep or a lone surrogate makes it "not JSON" too.
+    """
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return json_limits.loads(raw)
     except ValueError:
         return raw

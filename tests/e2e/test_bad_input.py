@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -48,6 +49,54 @@ async def test_invalid_utf8_text_frame_drops_the_connection_and_nothing_else(
         frames = await recv_until(again, is_type("final_answer", "error"))
         assert frames[-1]["type"] == "final_answer"
         assert (await ping_pong(again))["type"] == "pong"
+
+
+async def test_lone_surrogate_in_a_human_reply_leaves_the_question_answerable(
+    ws_helper, api_client
+) -> None:
+    sid = create_session_via_api(api_client)
+    ws, _ = await connect(ws_helper, sid)
+    async with ws:
+        await send(ws, {"type": "message", "content": "Greet me [[ask:Your name?]]"})
+        asked = (await recv_until(ws, is_type("ask_human")))[-1]
+        rid = asked["request_id"]
+        reply = json.dumps({"type": "human_reply", "request_id": rid, "content": "@"})
+        await send(ws, reply.replace("@", "\\ud800"))  # json.dumps cannot write one
+        error = (await recv_until(ws, is_type("error")))[-1]
+        assert error["code"] == "bad_request" and "surrogate" in error["message"]
+        await send(ws, {"type": "human_reply", "request_id": rid, "content": "Ada"})
+        final = (await recv_until(ws, is_type("final_answer", "error")))[-1]
+    assert final["type"] == "final_answer" and "Ada" in final["content"]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        pytest.param('{"expression": "\\ud800"}', id="lone-surrogate"),
+        pytest.param(
+            '{"expression": "1", "x": ' + '{"a": ' * 3000 + "1" + "}" * 3000 + "}", id="3000-deep"
+        ),
+    ],
+)
+async def test_hostile_tool_arguments_are_a_tool_error_not_a_broken_turn(
+    ws_helper, api_client, arguments
+) -> None:
+    """The model writes what the user asks for: its arguments get the frames' limits."""
+    sid = create_session_via_api(api_client)
+    ws, _ = await connect(ws_helper, sid)
+    async with ws:
+        await send(ws, {"type": "message", "content": f"[[tool:calculator {arguments}]]"})
+        frames = await recv_until(ws, is_type("final_answer", "error"))
+    assert frames[-1]["type"] == "final_answer", frames[-1]
+    result = next(f for f in frames if f["type"] == "step" and f["kind"] == "tool_result")
+    assert result["error"]["code"] == "tool_error"
+    # Tokens may arrive merged, so the client's seqs increase; the log has no gap.
+    seqs = [f["seq"] for f in frames]
+    assert seqs == sorted(set(seqs))
+    stored = [f["seq"] for f in api_client.get(f"/api/v1/sessions/{sid}/events").json()["items"]]
+    assert stored == list(range(1, seqs[-1] + 1))
+    roles = [m["role"] for m in api_client.get(f"/api/v1/sessions/{sid}/messages").json()["items"]]
+    assert roles == ["user", "assistant"]
 
 
 async def test_handshake_with_an_over_long_session_id_is_404(ws_helper) -> None:
