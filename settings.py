@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The shortest admin key accepted; generated keys are 46 characters.
+MIN_ADMIN_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -20,6 +23,12 @@ class Settings(BaseSettings):
     api_key: str | None = Field(
         default=None,
         description="Bootstrap admin key. Unset: one is generated, kept in data_dir, printed.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Server secret that API keys are hashed with (HMAC-SHA256), at least 16 "
+        "characters. Unset: one is generated and kept in data_dir. Changing it invalidates "
+        "every key.",
     )
     database_url: str = Field(
         default="sqlite://./data/quartet.db", description="tortoise-orm database URL."
@@ -41,7 +50,16 @@ class Settings(BaseSettings):
         default=4096, ge=16, description="Events buffered per connection before it is dropped."
     )
     event_flush_interval_s: float = Field(
-        default=0.05, gt=0, description="How often the write-behind event log flushes."
+        default=0.05,
+        gt=0,
+        description="How often the write-behind event log flushes: the most a crash can "
+        "lose of what clients saw, with `event_log_high_water`.",
+    )
+    event_log_high_water: int = Field(
+        default=2_000,
+        ge=10,
+        description="Unwritten frames at which a streaming turn waits for the log: "
+        "the most frames a crash can lose.",
     )
     confirmation_timeout_s: float = Field(
         default=300,
@@ -80,3 +98,60 @@ class Settings(BaseSettings):
         default=3, ge=1, le=32, description="How many experts of a team work at the same time."
     )
     page_size: int = Field(default=50, ge=1, le=500, description="Default REST page size.")
+    messages_per_minute: float = Field(
+        default=120,
+        ge=0,
+        description="Per key: `message` frames a key may send per minute, on all its "
+        "sockets together (0: no limit); more get `error` `rate_limited`.",
+    )
+    message_burst: int = Field(
+        default=30, ge=1, description="Per key: `message` frames allowed at once, above the rate."
+    )
+    requests_per_minute: float = Field(
+        default=1200,
+        ge=0,
+        description="Per key: REST requests and WebSocket handshakes per minute (0: no "
+        "limit); more get 429 with Retry-After.",
+    )
+    request_burst: int = Field(
+        default=200, ge=1, description="Per key: requests allowed at once, above the rate."
+    )
+    max_sockets_per_key: int = Field(
+        default=256,
+        ge=0,
+        description="Per key: open chat WebSockets (0: no limit); another handshake gets 429.",
+    )
+    max_sessions_per_key: int = Field(
+        default=10_000,
+        ge=0,
+        description="Per key: stored sessions (0: no limit); another `POST /sessions` gets 409.",
+    )
+    tcp_user_timeout_s: float = Field(
+        default=30,
+        ge=0,
+        description="With `python -m serve`: a connection whose sent data (a WebSocket ping "
+        "included) goes unacknowledged this long is dropped by the kernel (0: the kernel's "
+        "default, about 15 minutes).",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest REST request body; a larger one gets 413 before it is read.",
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_ADMIN_KEY_CHARS:
+            raise ValueError(
+                f"an admin key must have at least {MIN_ADMIN_KEY_CHARS} characters "
+                f"(this one has {len(value)})"
+            )
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_KEY_CHARS:
+            raise ValueError(f"the secret must have at least {MIN_ADMIN_KEY_CHARS} characters")
+        return value

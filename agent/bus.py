@@ -97,7 +97,7 @@ class SessionChannel:
     ) -> None:
         self.session_id = session_id
         self.last_seq = last_seq
-        self._log = log
+        self.log = log
         self._cluster = cluster
         self.subscribers: set[Subscriber] = set()
 
@@ -111,7 +111,7 @@ class SessionChannel:
             event.seq = self.last_seq
         frame = event.to_json()
         if event.logged:
-            self._log.append(self.session_id, event.seq, event.type, event.turn_id, frame)
+            self.log.append(self.session_id, event.seq, event.type, event.turn_id, frame)
             if self._cluster is not None:
                 self._cluster.forward(self.session_id, event.seq, frame)
         self._deliver(Outgoing(event, frame))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from contextlib import aclosing
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,16 +24,6 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from agent import json_limits
-from agent.llm import (
-    ChatMessage,
-    ChatModel,
-    ModelRequest,
-    Purpose,
-    ReasoningDelta,
-    TextDelta,
-    ToolCall,
-    Usage,
-)
 from agent.pending import PendingRequests
 from agent.prompt import build_messages
 from agent.protocol import (
@@ -46,13 +37,25 @@ from agent.protocol import (
     describe_validation_error,
 )
 from agent.router import Router
-from agent.skills import ExpertSpec, SkillMatch
-from agent.tools import Tool, ToolContext, ToolError
+from plugins.llm import (
+    ChatMessage,
+    ChatModel,
+    ModelError,
+    ModelOutput,
+    ModelRequest,
+    Purpose,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
 from plugins.manager import PluginHost
+from plugins.skills import ExpertSpec, SkillMatch
+from plugins.tools import Tool, ToolContext, ToolError
 
 if TYPE_CHECKING:
-    from agent.team import TeamOutcome
     from agent.turns import Turn
+    from plugins.tools import TeamOutcome
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +231,13 @@ class AgentLoop:
             )
             text: list[str] = []
             calls: list[ToolCall] = []
-            # aclosing: a cancelled turn closes the model's stream (and its
-            # upstream connection) at once, not when the generator is collected.
-            async with aclosing(model.stream(request)) as stream:
+            async with model_stream(model, request) as stream:
                 async for output in stream:
                     if isinstance(output, TextDelta):
                         text.append(output.text)
                         voice.text(output.text)
+                        # The stream waits for the log, so a crash loses a bounded tail.
+                        await turn.channel.log.room()
                     elif isinstance(output, ReasoningDelta):
                         voice.reasoning(output.text)
                     elif isinstance(output, ToolCall):
@@ -272,8 +275,14 @@ class AgentLoop:
     async def _convene(
         self, turn: Turn, tools: dict[str, Tool], goal: str, experts: list[str]
     ) -> TeamOutcome:
-        """The ``convene_team`` tool: a team answers for the turn."""
-        outcome = await self.team.run(turn, goal, self.team.resolve(experts), tools=tools)
+        """The ``convene_team`` tool: a team answers for the turn.
+
+        :raises ToolError: the team failed, as :attr:`ToolContext.convene` promises tools.
+        """
+        try:
+            outcome = await self.team.run(turn, goal, self.team.resolve(experts), tools=tools)
+        except (TurnError, ModelError) as exc:
+            raise ToolError(str(exc)) from None
         turn.answered = True
         return outcome
 
@@ -358,6 +367,24 @@ class AgentLoop:
         if reply is None:
             raise ToolError(f"the human did not answer within {self.pending.timeout_s:g} s")
         return reply
+
+
+@asynccontextmanager
+async def model_stream(
+    model: ChatModel, request: ModelRequest
+) -> AsyncIterator[AsyncIterator[ModelOutput]]:
+    """One round's stream of *model*, closed on the way out when it can be.
+
+    Closing matters: a cancelled turn closes an async generator (and its
+    upstream connection) at once, not when it is collected. ``stream`` may
+    return any async iterator, and a plain one has no ``aclose``.
+    """
+    stream = model.stream(request)
+    try:
+        yield stream
+    finally:
+        if (aclose := getattr(stream, "aclose", None)) is not None:
+            await aclose()
 
 
 def _parse_arguments(raw: str) -> Any:

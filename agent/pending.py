@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent.eventlog import StorageUnavailable
 from agent.protocol import (
     AskHuman,
     ConfirmationReply,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from agent.turns import Turn
 
 Reply = ConfirmationReply | HumanReply
+#: How long opening a request waits for storage before the turn ends with ``unavailable``.
+STORE_PATIENCE_S = 5.0
 REPLY_FRAME = {RequestKind.confirmation: "confirmation_reply", RequestKind.question: "human_reply"}
 
 
@@ -103,11 +106,11 @@ class PendingRequests:
             reply = await self._wait(
                 turn, RequestKind.confirmation, request, tool=tool, arguments=arguments
             )
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, StorageUnavailable):
             turn.emit(
                 ConfirmationResult(request_id=request.request_id, approved=False, by="cancel")
             )
-            await _resolve(request.request_id, RequestStatus.cancelled)
+            _resolve(turn, request.request_id, RequestStatus.cancelled)
             raise
         if reply is None:
             decision = Decision(approved=False, by="timeout")
@@ -121,7 +124,7 @@ class PendingRequests:
                 request_id=request.request_id, approved=decision.approved, by=decision.by
             )
         )
-        await _resolve(request.request_id, status, decision.reason)
+        _resolve(turn, request.request_id, status, decision.reason)
         return decision
 
     async def ask(self, turn: Turn, question: str) -> str | None:
@@ -129,14 +132,14 @@ class PendingRequests:
         request = AskHuman(request_id=new_request_id(), question=question, timeout_s=self.timeout_s)
         try:
             reply = await self._wait(turn, RequestKind.question, request)
-        except asyncio.CancelledError:
-            await _resolve(request.request_id, RequestStatus.cancelled)
+        except (asyncio.CancelledError, StorageUnavailable):
+            _resolve(turn, request.request_id, RequestStatus.cancelled)
             raise
         if reply is None:
-            await _resolve(request.request_id, RequestStatus.timeout)
+            _resolve(turn, request.request_id, RequestStatus.timeout)
             return None
         assert isinstance(reply, HumanReply)
-        await _resolve(request.request_id, RequestStatus.answered, reply.content)
+        _resolve(turn, request.request_id, RequestStatus.answered, reply.content)
         return reply.content
 
     async def _wait(
@@ -151,17 +154,20 @@ class PendingRequests:
         self._open[request.request_id] = _Open(turn.session.session_id, kind, request, future)
         try:
             turn.emit(request)
-            await PendingRequest.create(
-                id=request.request_id,
-                session_id=turn.session.session_id,
-                turn_id=turn.id,
-                kind=kind,
-                seq=request.seq,
-                prompt=request.reason
-                if isinstance(request, ConfirmationRequest)
-                else request.question,
-                timeout_s=self.timeout_s,
-                **row,
+            await turn.channel.log.write(
+                lambda: PendingRequest.create(
+                    id=request.request_id,
+                    session_id=turn.session.session_id,
+                    turn_id=turn.id,
+                    kind=kind,
+                    seq=request.seq,
+                    prompt=request.reason
+                    if isinstance(request, ConfirmationRequest)
+                    else request.question,
+                    timeout_s=self.timeout_s,
+                    **row,
+                ),
+                timeout_s=STORE_PATIENCE_S,
             )
             try:
                 return await asyncio.wait_for(future, self.timeout_s)
@@ -184,7 +190,11 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-async def _resolve(request_id: str, status: RequestStatus, answer: str | None = None) -> None:
-    await PendingRequest.filter(id=request_id).update(
-        status=status, answer=answer, resolved_at=datetime.now(UTC)
+def _resolve(turn: Turn, request_id: str, status: RequestStatus, answer: str | None = None) -> None:
+    """Record how a request ended, queued behind its row; nothing waits for it."""
+    resolved_at = datetime.now(UTC)
+    turn.channel.log.submit(
+        lambda: PendingRequest.filter(id=request_id).update(
+            status=status, answer=answer, resolved_at=resolved_at
+        )
     )

@@ -266,6 +266,9 @@ class Error(ServerEvent):
     code: ErrorCode
     message: str
     retryable: bool = False
+    retry_after: float | None = Field(
+        default=None, description="With `rate_limited`: seconds until the key may send again."
+    )
 
 
 SERVER_EVENTS: tuple[type[ServerEvent], ...] = (

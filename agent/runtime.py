@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import sys
 from contextlib import suppress
 from typing import Any
 
 from agent.bus import EventBus
 from agent.cluster import Cluster
 from agent.eventlog import EventLog
+from agent.keys import KeyStore
+from agent.limits import KeyLimits
 from agent.loop import AgentLoop
 from agent.pending import PendingRequests, check_reply_kind
 from agent.protocol import (
@@ -22,17 +22,14 @@ from agent.protocol import (
     ProtocolError,
     parse_client_frame,
 )
-from agent.skills import SkillSpec
 from agent.turns import TurnRejected, TurnRunner
-from models import ApiKey, PendingRequest, RequestStatus, Skill
-from models.auth import generate_key, hash_key
+from models import PendingRequest, RequestStatus, Skill
 from models.db import close_db, init_db
 from plugins.manager import PluginHost
+from plugins.skills import SkillSpec
 from settings import Settings
 
 log = logging.getLogger(__name__)
-
-DEV_KEY_FILE = "dev_api_key"
 
 
 class Runtime:
@@ -41,7 +38,11 @@ class Runtime:
         self.plugins = plugins
         # Fail at startup, not on the first message, when the model is unknown.
         plugins.model(settings.model)
-        self.eventlog = EventLog(settings.event_flush_interval_s)
+        self.eventlog = EventLog(
+            settings.event_flush_interval_s,
+            high_water=settings.event_log_high_water,
+            seq_block=5 * settings.event_log_high_water,
+        )
         self.cluster = (
             Cluster(settings.redis_url, lease_s=settings.turn_lease_s)
             if settings.redis_url
@@ -60,6 +61,8 @@ class Runtime:
         )
         self.turns = TurnRunner(plugins, self.bus, self.loop)
         self._reaper: asyncio.Task[None] | None = None
+        self.keys = KeyStore(settings)
+        self.limits = KeyLimits(settings)
 
     async def startup(self) -> None:
         await init_db(self.settings.database_url)
@@ -145,28 +148,7 @@ class Runtime:
                 log.exception("closing the turns of dead processes failed")
 
     async def _bootstrap_admin_key(self) -> None:
-        raw = self.settings.api_key
-        generated = raw is None
-        if raw is None:
-            raw = self._dev_key()
-        if not await ApiKey.exists(key_hash=hash_key(raw)):
-            await ApiKey.create(name="admin", key_hash=hash_key(raw), is_admin=True)
-        if generated:
-            print(f"Quartet dev API key: {raw}", file=sys.stderr, flush=True)
-
-    def _dev_key(self) -> str:
-        """The generated dev key, kept in the data dir so restarts keep sessions reachable."""
-        path = self.settings.data_dir / DEV_KEY_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # O_EXCL: when several workers start at once, exactly one writes the key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as f:
-            key = generate_key()
-            f.write(key)
-        return key
+        await self.keys.start()
 
 
 def skill_spec(skill: Skill) -> SkillSpec:

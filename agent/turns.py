@@ -4,6 +4,14 @@ A turn runs in its own task, so it survives its client's disconnect. Every
 frame it produces goes through the session's channel; the turn's end (the
 ``final_answer`` or ``error`` frame) is published in the same step that frees
 the session, so a client that reacts to it can start the next turn at once.
+
+How a turn ends is a small state machine: ``running`` until the answer is
+complete or the turn is cancelled, failed or interrupted, then ``ending``
+(the ending is chosen and nothing can change it: a cancel arriving now gets
+``no_active_turn``), then ``ended`` once its one terminal frame is out. The
+ending runs in its own task, shielded, so a second cancel (a client that
+leaves, a shutdown) cannot cut it short. Every write goes through the event
+log's writer, in order: the user message first, the assistant row last.
 """
 
 from __future__ import annotations
@@ -19,23 +27,34 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from tortoise.expressions import Subquery
+from tortoise.transactions import in_transaction
 
 from agent.bus import EventBus, SessionChannel
-from agent.llm import ChatMessage, ModelError, Usage
+from agent.eventlog import StorageUnavailable
 from agent.loop import AgentLoop, TurnError
 from agent.protocol import Error as ErrorEvent
 from agent.protocol import ErrorCode, FinalAnswer, ServerEvent, TeamDissolved
-from agent.skills import SessionContext
 from models import Event, Message, MessageStatus, PendingRequest, RequestStatus
+from plugins.llm import ChatMessage, ModelError, Usage
 from plugins.manager import PluginHost
+from plugins.skills import SessionContext
 
 log = logging.getLogger(__name__)
 
 HISTORY_MESSAGES = 50
-#: Far more frames than can wait unlogged in the write-behind buffer.
-SEQ_GAP_AFTER_CRASH = 10_000
+#: How long a turn's ending waits for storage before it ends with ``unavailable``.
+STORE_PATIENCE_S = 5.0
 #: How long a message waits for a turn it cancelled on another process to end.
 CANCEL_PATIENCE_S = 5.0
+
+
+def unavailable_error() -> ErrorEvent:
+    return ErrorEvent(
+        code=ErrorCode.unavailable,
+        message="storage is failing; the turn was stopped and will be kept when it recovers. "
+        "Send the message again shortly",
+        retryable=True,
+    )
 
 
 def interrupted_error() -> ErrorEvent:
@@ -62,6 +81,10 @@ class Turn:
     content: str
     channel: SessionChannel
     mode: Literal["team"] | None = None
+    #: ``running``, then ``ending`` once its ending is chosen, then ``ended``.
+    state: Literal["running", "ending", "ended"] = "running"
+    #: The user message's row, queued before the turn's task starts.
+    user_row: asyncio.Future[Message] | None = None
     parts: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     cancelling: bool = False
@@ -107,19 +130,36 @@ class TurnRunner:
 
         :raises TurnRejected: ``busy`` while the session's previous turn runs.
         """
-        channel = await self.bus.channel(session.session_id)
-        running = self._active.get(session.session_id)
+        session_id = session.session_id
+        channel = await self.bus.channel(session_id)
+        running = self._active.get(session_id)
         if running is not None and running.cancelling and running.task is not None:
             # A message right after a cancel waits for the cancelled turn to close.
-            await asyncio.gather(running.task, return_exceptions=True)
-        if session.session_id in self._active:
+            # asyncio.wait, not gather: a client leaving now must not cancel that turn again.
+            await asyncio.wait({running.task})
+        if session_id in self._active:
             raise TurnRejected(ErrorCode.busy, "a turn is already running in this session")
+        if not self.bus.log.healthy:
+            raise TurnRejected(
+                ErrorCode.unavailable, "storage is failing; send the message again shortly"
+            )
         turn = Turn(
             id=uuid.uuid4().hex, session=session, content=content, channel=channel, mode=mode
         )
-        self._active[session.session_id] = turn
-        if self.cluster is not None:
-            await self._lease(turn)
+        self._active[session_id] = turn
+        try:
+            if self.cluster is not None:
+                await self._lease(turn)
+            channel.last_seq = await self.bus.log.reserve(session_id, channel.last_seq)
+        except BaseException:
+            self._free(turn)
+            raise
+        # Queued before anything can cancel the turn: its user message is stored first.
+        turn.user_row = self.bus.log.submit(
+            lambda: Message.create(
+                session_id=session_id, turn_id=turn.id, role="user", content=content
+            )
+        )
         turn.task = asyncio.create_task(self._run(turn), name=f"turn-{turn.id}")
         self._tasks.add(turn.task)
         turn.task.add_done_callback(lambda task: (self._free(turn), self._tasks.discard(task)))
@@ -170,7 +210,13 @@ class TurnRunner:
         :raises TurnRejected: ``no_active_turn`` when nothing runs.
         """
         turn = self._active.get(session_id)
-        if turn is None or turn.task is None or turn.task.done() or turn.cancelling:
+        if (
+            turn is None
+            or turn.task is None
+            or turn.task.done()
+            or turn.cancelling
+            or turn.state != "running"
+        ):
             raise TurnRejected(ErrorCode.no_active_turn, "there is no running turn to cancel")
         # Cancel once only: a second cancel could interrupt the first one's cleanup.
         turn.cancelling = True
@@ -181,68 +227,114 @@ class TurnRunner:
         turn = self._active.get(session_id)
         if turn is None or turn.task is None:
             return
-        if not turn.cancelling:
+        if not turn.cancelling and turn.state == "running":
             self.cancel(session_id)
-        await asyncio.gather(turn.task, return_exceptions=True)
+        await asyncio.wait({turn.task})
 
     async def shutdown(self) -> None:
         """Stop every running turn (``error`` ``interrupted``) and wait for them to end."""
         for turn in list(self._active.values()):
             turn.interrupted = True
             await self.cancel_and_wait(turn.session.session_id)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     # ── the turn itself ──
 
     async def _run(self, turn: Turn) -> None:
-        status = MessageStatus.error
+        cancelled = False
         try:
-            await Message.create(
-                session_id=turn.session.session_id,
-                turn_id=turn.id,
-                role="user",
-                content=turn.content,
-            )
+            status, error = await self._answer(turn)
+        except asyncio.CancelledError:
+            cancelled = True
+            if turn.interrupted:
+                status, error = MessageStatus.error, interrupted_error()
+            else:
+                status = MessageStatus.cancelled
+                error = ErrorEvent(code=ErrorCode.cancelled, message="turn cancelled")
+        # The ending is chosen, with no await since: from here a cancel is refused.
+        turn.state = "ending"
+        ending = asyncio.ensure_future(self._finish(turn, status, error))
+        while not ending.done():
+            try:
+                await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                cancelled = True  # once the turn has ended, as it must
+        ending.result()
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _answer(self, turn: Turn) -> tuple[MessageStatus, ErrorEvent | None]:
+        """Run the turn until it has its answer; how it ended, and the error frame if it failed.
+
+        :raises asyncio.CancelledError: the turn was cancelled or interrupted.
+        """
+        try:
+            assert turn.user_row is not None
+            await asyncio.wait_for(asyncio.shield(turn.user_row), STORE_PATIENCE_S)
             await self.plugins.call_each(
                 "on_turn_start", session=turn.session, turn_id=turn.id, message=turn.content
             )
             await self.loop.run(turn, await self._history(turn))
-            status = MessageStatus.complete
-            stored = await self._store_answer(turn, status)
-            self._end(turn, FinalAnswer(content=turn.answer, message_id=stored.id))
-        except asyncio.CancelledError:
-            if turn.interrupted:
-                await self._close(turn, status, interrupted_error())
-            else:
-                status = MessageStatus.cancelled
-                await self._close(
-                    turn, status, ErrorEvent(code=ErrorCode.cancelled, message="turn cancelled")
-                )
-            raise
+            return MessageStatus.complete, None
         except ModelError as exc:
             error = ErrorEvent(code=exc.code, message=str(exc), retryable=exc.retryable)
-            await self._close(turn, status, error)
         except TurnError as exc:
             error = ErrorEvent(code=exc.code, message=exc.message, retryable=exc.retryable)
-            await self._close(turn, status, error)
+        except (StorageUnavailable, TimeoutError):
+            error = unavailable_error()
         except Exception:
             log.exception("turn %s failed", turn.id)
             error = ErrorEvent(
                 code=ErrorCode.internal, message="the turn failed; see the server log"
             )
-            await self._close(turn, status, error)
-        finally:
-            # Whatever happened, the session must be free again.
-            self._free(turn)
-            await self.plugins.call_each(
-                "on_turn_end",
-                session=turn.session,
+        return MessageStatus.error, error
+
+    async def _finish(self, turn: Turn, status: MessageStatus, error: ErrorEvent | None) -> None:
+        """Store the assistant row, send the one terminal frame, free the session."""
+        session_id = turn.session.session_id
+        eventlog = self.bus.log
+        # Read when the writer runs the row, so a row still queued takes the final status.
+        final = {"status": status}
+        row = eventlog.submit(
+            lambda: Message.create(
+                session_id=session_id,
                 turn_id=turn.id,
-                status=status.value,
-                answer=turn.answer,
+                role="assistant",
+                content=turn.answer,
+                status=final["status"],
+                usage=dataclasses.asdict(turn.usage) if turn.usage else None,
             )
-            await self.bus.log.flush()
-            self.bus.release(turn.session.session_id, busy=self.is_running(turn.session.session_id))
+        )
+        try:
+            # Stored before the terminal frame: a client that reacts to it finds the row.
+            stored = await asyncio.wait_for(asyncio.shield(row), STORE_PATIENCE_S)
+        except (TimeoutError, StorageUnavailable):
+            stored, failure = None, unavailable_error()
+        except Exception:
+            log.exception("storing the answer of turn %s failed", turn.id)
+            stored = None
+            failure = ErrorEvent(code=ErrorCode.internal, message="the answer was not stored")
+        terminal: ServerEvent
+        if error is not None:
+            terminal = error
+        elif stored is not None:
+            terminal = FinalAnswer(content=turn.answer, message_id=stored.id)
+        else:
+            # A row still queued is written with this status when storage is back.
+            final["status"] = status = MessageStatus.error
+            terminal = failure
+        self._end(turn, terminal)
+        turn.state = "ended"
+        eventlog.settle(session_id, turn.channel.last_seq)
+        await self.plugins.call_each(
+            "on_turn_end",
+            session=turn.session,
+            turn_id=turn.id,
+            status=status.value,
+            answer=turn.answer,
+        )
+        self.bus.release(session_id, busy=self.is_running(session_id))
 
     async def _history(self, turn: Turn) -> list[ChatMessage]:
         rows = (
@@ -252,16 +344,6 @@ class TurnRunner:
             .values_list("role", "content")
         )
         return [ChatMessage(role=role, content=content) for role, content in reversed(rows)]
-
-    async def _store_answer(self, turn: Turn, status: MessageStatus) -> Message:
-        return await Message.create(
-            session_id=turn.session.session_id,
-            turn_id=turn.id,
-            role="assistant",
-            content=turn.answer,
-            status=status,
-            usage=dataclasses.asdict(turn.usage) if turn.usage else None,
-        )
 
     async def close_interrupted(self) -> int:
         """Close the turns a previous process left running when it died.
@@ -297,20 +379,15 @@ class TurnRunner:
             partial = "".join(
                 f["content"] for f in frames if f["type"] == "token" and not f.get("expert")
             )
-            await Message.create(
-                session_id=session_id,
-                turn_id=turn_id,
-                role="assistant",
-                content=partial,
-                status=MessageStatus.error,
-            )
-            await PendingRequest.filter(turn_id=turn_id, status=RequestStatus.open).update(
-                status=RequestStatus.cancelled, resolved_at=datetime.now(UTC)
+            await self.bus.log.write(
+                lambda: _close_rows(session_id, turn_id, partial)  # noqa: B023 (awaited here)
             )
             channel = await self.bus.channel(session_id)
             # The dead process may have sent frames it never logged (the log is
-            # written behind); jump past any seq a client could have seen.
-            channel.last_seq = await self.bus.last_seq(session_id) + SEQ_GAP_AFTER_CRASH
+            # written behind): its reservation is above every seq a client saw.
+            channel.last_seq = await self.bus.log.reserve(
+                session_id, await self.bus.last_seq(session_id)
+            )
             teams = [f["team_id"] for f in frames if f["type"] == "team_formed"]
             ended = {f["team_id"] for f in frames if f["type"] == "team_dissolved"}
             events: list[ServerEvent] = [
@@ -319,6 +396,7 @@ class TurnRunner:
             for event in [*events, interrupted_error()]:
                 event.turn_id = turn_id
                 channel.publish(event)
+            self.bus.log.settle(session_id, channel.last_seq)
             if self.cluster is not None:
                 self.cluster.release(session_id, channel.last_seq)
             self.bus.release(session_id, busy=session_id in self._active)
@@ -336,13 +414,23 @@ class TurnRunner:
                 # Queued behind the turn's last frame, so other processes see that first.
                 self.cluster.release(session_id, turn.channel.last_seq)
 
-    async def _close(self, turn: Turn, status: MessageStatus, error: ErrorEvent) -> None:
-        """End a turn that did not complete: keep its partial answer, send *error*."""
-        await self._store_answer(turn, status)
-        self._end(turn, error)
-
     def _end(self, turn: Turn, event: ServerEvent) -> None:
         # Publish the last frame and free the session with no await in between:
         # a client that reacts to the frame finds the session free.
         turn.emit(event)
         self._free(turn)
+
+
+async def _close_rows(session_id: str, turn_id: str, partial: str) -> None:
+    """A dead turn's assistant row, and its open requests marked cancelled."""
+    async with in_transaction():
+        await Message.create(
+            session_id=session_id,
+            turn_id=turn_id,
+            role="assistant",
+            content=partial,
+            status=MessageStatus.error,
+        )
+        await PendingRequest.filter(turn_id=turn_id, status=RequestStatus.open).update(
+            status=RequestStatus.cancelled, resolved_at=datetime.now(UTC)
+        )

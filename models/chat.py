@@ -26,6 +26,7 @@ class Session(Model):
     updated_at = fields.DatetimeField(auto_now=True)
     seq_reserved = fields.IntField(
         default=0,
+        db_default=0,
         description="Seqs up to this may have reached a client: a turn numbers on above it.",
     )
 

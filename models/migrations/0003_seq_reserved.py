@@ -11,6 +11,6 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='Session',
             name='seq_reserved',
-            field=fields.IntField(default=0, description='Seqs up to this may have reached a client: a turn numbers on above it.'),
+            field=fields.IntField(default=0, db_default=0, description='Seqs up to this may have reached a client: a turn numbers on above it.'),
         ),
     ]

@@ -12,15 +12,20 @@ import pytest
 
 from agent.bus import EventBus, Outgoing, Subscriber
 from agent.eventlog import EventLog
-from agent.llm import ModelOutput, ModelRequest
 from agent.loop import AgentLoop
 from agent.pending import PendingRequests
-from agent.skills import SessionContext
 from agent.turns import TurnRunner
 from models import ApiKey, Session
+from models.auth import KeyHasher
 from models.db import close_db, init_db
 from plugins.hookspecs import hookimpl
+from plugins.llm import ModelOutput, ModelRequest
 from plugins.manager import PluginHost, build_plugin_host
+from plugins.skills import SessionContext
+
+
+#: Keys issued by unit tests are hashed with this secret.
+TEST_KEYS = KeyHasher(b"unit-test-server-secret")
 
 
 class ScriptedModel:
@@ -84,7 +89,7 @@ def host(scripted: ScriptedModel, tmp_path: Path) -> PluginHost:
 
 @pytest.fixture
 async def session(db) -> Session:
-    key, _ = await ApiKey.issue("tester")
+    key, _ = await ApiKey.issue("tester", TEST_KEYS)
     return await Session.create(owner_id=key.id, title="unit")
 
 
@@ -123,5 +128,6 @@ async def rig(host, session, confirmation_timeout_s) -> AsyncIterator[Rig]:
     outbox = Subscriber(1000)
     (await bus.channel(session.id)).subscribers.add(outbox)
     yield Rig(runner, pending, ctx, outbox)
-    # Turns a test left waiting end before the database closes.
+    # Turns a test left waiting end, and their writes land, before the database closes.
     await runner.shutdown()
+    await bus.log.stop()
