@@ -56,6 +56,8 @@ class _Batch:
     """Frames appended between two other writes, written in one transaction."""
 
     events: list[Event] = field(default_factory=list)
+    #: Being written: frames appended from now on go to a new batch.
+    sealed: bool = False
 
 
 @dataclass(slots=True)
@@ -109,7 +111,7 @@ class EventLog:
     ) -> None:
         """Queue one logged frame for the next flush."""
         tail = self._queue[-1] if self._queue else None
-        if not isinstance(tail, _Batch):
+        if not isinstance(tail, _Batch) or tail.sealed:
             tail = _Batch()
             self._queue.append(tail)
         tail.events.append(
@@ -364,6 +366,7 @@ class EventLog:
         for item in self._queue:
             if not isinstance(item, _Batch):
                 break
+            item.sealed = True
             batches.append(item)
         events = [event for batch in batches for event in batch.events]
         await self._write_events(events)

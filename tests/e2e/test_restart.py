@@ -10,12 +10,12 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import WSChatHelper, connect, recv_replay, recv_until, send
+from tests.e2e.conftest import WSChatHelper, connect, is_type, recv_replay, recv_until, send
 from tests.e2e.server import QuartetServer
 
 
 def test_rest_skill_and_history_survive_a_restart(tmp_path: Path) -> None:
-    server = QuartetServer(tmp_path, api_key="restart-key").start()
+    server = QuartetServer(tmp_path, api_key="restart-key-0123456789").start()
     headers = {"X-API-Key": server.api_key}
     try:
         skill = {"keywords": ["persistent"]}
@@ -33,7 +33,7 @@ def test_rest_skill_and_history_survive_a_restart(tmp_path: Path) -> None:
     finally:
         server.stop()
 
-    server = QuartetServer(tmp_path, api_key="restart-key").start()
+    server = QuartetServer(tmp_path, api_key="restart-key-0123456789").start()
     try:
         helper = WSChatHelper(server.base_ws_url, server.api_key)
         frames = asyncio.run(
@@ -66,12 +66,12 @@ async def read_turn_until_killed(server: QuartetServer, sid: str, *, kill: bool)
 
 @pytest.mark.parametrize("kill", [True, False], ids=["sigkill", "sigterm"])
 def test_a_turn_stopped_by_the_server_going_down_ends_interrupted(tmp_path: Path, kill) -> None:
-    server = QuartetServer(tmp_path, api_key="crash-key").start()
+    server = QuartetServer(tmp_path, api_key="crash-key-0123456789").start()
     headers = {"X-API-Key": server.api_key}
     sid = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers=headers).json()["id"]
     seen = asyncio.run(read_turn_until_killed(server, sid, kill=kill))
 
-    server = QuartetServer(tmp_path, api_key="crash-key").start()
+    server = QuartetServer(tmp_path, api_key="crash-key-0123456789").start()
     try:
         helper = WSChatHelper(server.base_ws_url, server.api_key)
 
@@ -104,3 +104,65 @@ def test_a_turn_stopped_by_the_server_going_down_ends_interrupted(tmp_path: Path
         assert text.startswith(interrupted["content"])
     else:
         assert interrupted["content"] == text
+
+
+async def read_fast_turn_until_killed(server: QuartetServer, sid: str, upto_seq: int) -> list[dict]:
+    """Stream a long, fast turn; SIGKILL the server once the client has seen *upto_seq*."""
+    helper = WSChatHelper(server.base_ws_url, server.api_key)
+    ws, _ = await connect(helper, sid)
+    async with ws:
+        await send(ws, {"type": "message", "content": "[[lorem:50000]] go"})
+        seen = await recv_until(ws, lambda f: f["seq"] >= upto_seq, timeout=60)
+        await asyncio.to_thread(server.kill)
+        try:
+            while True:
+                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+        except ConnectionClosed:
+            pass
+    return seen
+
+
+def test_kill_9_at_a_large_log_lag_loses_a_bounded_tail_and_reuses_no_seq(tmp_path: Path) -> None:
+    # A flush interval far longer than the stream: only the high-water mark makes
+    # the log keep up, so it alone bounds what a crash can lose.
+    high_water = 100
+    env = {"QUARTET_EVENT_FLUSH_INTERVAL_S": "60", "QUARTET_EVENT_LOG_HIGH_WATER": str(high_water)}
+    key = "crash-key-0123456789"
+    server = QuartetServer(tmp_path, api_key=key, env=env).start()
+    headers = {"X-API-Key": key}
+    sid = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers=headers).json()["id"]
+    seen = asyncio.run(read_fast_turn_until_killed(server, sid, upto_seq=12_000))
+    top_seen = max(f["seq"] for f in seen)
+
+    server = QuartetServer(tmp_path, api_key=key, env=env).start()
+    try:
+        helper = WSChatHelper(server.base_ws_url, key)
+
+        async def replay_then_chat() -> tuple[list[dict], list[dict]]:
+            ws, connected = await connect(helper, sid, last_seq=0)
+            async with ws:
+                replay = await recv_replay(ws, connected)
+                await send(ws, {"type": "message", "content": "after"})
+                after = await recv_until(ws, is_type("final_answer", "error"))
+            return replay, after
+
+        replay, after = asyncio.run(replay_then_chat())
+        events = httpx.get(
+            f"{server.base_url}/api/v1/sessions/{sid}/events",
+            params={"after": 0, "limit": 500},
+            headers=headers,
+        )
+    finally:
+        server.stop()
+    assert events.status_code == 200
+    end = replay[-1]
+    assert (end["type"], end["code"]) == ("error", "interrupted")
+    # No seq a client saw is handed out again: not to the turn's end, not to the next turn.
+    assert end["seq"] > top_seen
+    assert min(f["seq"] for f in after) > end["seq"]
+    # What the client saw but the log lost is bounded by the high-water mark.
+    replayed_text = "".join(f["content"] for f in replay if f["type"] == "token")
+    seen_text = "".join(f["content"] for f in seen if f["type"] == "token")
+    assert seen_text.startswith(replayed_text)
+    lost = seen_text[len(replayed_text) :].split()
+    assert len(lost) <= high_water + 5, f"{len(lost)} seen words not in the log"

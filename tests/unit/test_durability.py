@@ -239,3 +239,16 @@ async def test_storage_down_refuses_new_turns_and_a_stopped_turn_is_kept(
     assert last.type == "error" and '"code":"unavailable"' in last.frame
     await runner.shutdown()
     await log.stop()
+
+
+async def test_frames_appended_while_a_batch_is_written_are_written_too(db) -> None:
+    session = await make_session()
+    log = EventLog(flush_interval_s=0.001, high_water=10, seq_block=20)
+    for seq in range(1, 2001):
+        log.append(session.id, seq, "token", "t", frame(seq))
+        if seq % 7 == 0:
+            # Hand the loop to the writer mid-stream, as a streaming turn does.
+            await asyncio.sleep(0)
+    await log.flush()
+    assert await Event.filter(session_id=session.id).count() == 2000
+    await log.stop()
