@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import ValidationError
 from quart import Quart
 from quart_schema import QuartSchema
 
@@ -25,7 +26,7 @@ def create_app(
     settings = settings or Settings()
     app = Quart(__name__)
     # Bodies larger than this are refused with 413 before they are read.
-    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     QuartSchema(
         app,
         info={"title": "Quartet", "version": "1"},
@@ -46,5 +47,27 @@ def create_app(
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 # hypercorn logs through its own handlers; stop its records being printed twice.
 logging.getLogger("hypercorn").propagate = False
+
+
+def serving_app() -> Quart:
+    """The app for hypercorn, from the environment.
+
+    A bad ``QUARTET_*`` setting stops the process with one line that names it, not a traceback.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise SystemExit(f"quartet: refusing to start: {describe_settings_error(exc)}") from None
+    return create_app(settings)
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    return "; ".join(
+        f"QUARTET_{'_'.join(str(part) for part in error['loc']).upper()}: "
+        + error["msg"].removeprefix("Value error, ")
+        for error in exc.errors()
+    )
+
+
 # hypercorn looks the app up with eval(), so it must exist at import time.
-app = create_app()
+app = serving_app()

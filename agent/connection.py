@@ -1,8 +1,10 @@
 """One client's WebSocket connection to a session, independent of the web framework.
 
 Shape (as in Quart's chat example): a receive task parses and dispatches
-client frames; the send loop drains the connection's bounded outbox; the
-receive task is cancelled and awaited when the send loop ends.
+client frames; a send task drains the connection's bounded outbox; when
+either ends, or the outbox overflows, the other is cancelled and awaited.
+An overflow ends the connection at once, even while a send is blocked on a
+client that stopped reading.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agent.bus import Outgoing, SessionChannel, Subscriber, coalesce
+from agent.limits import RateLimited
 from agent.protocol import (
     Cancel,
     ClientFrame,
@@ -38,6 +41,19 @@ log = logging.getLogger(__name__)
 CLOSE_TOO_SLOW = 4008
 
 
+class Outbox(Subscriber):
+    """A connection's subscriber that also wakes it when it overflows."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.overflow = asyncio.Event()
+
+    def offer(self, item: Outgoing) -> None:
+        Subscriber.offer(self, item)
+        if self.overflowed and not self.overflow.is_set():
+            self.overflow.set()
+
+
 class ChatConnection:
     def __init__(
         self,
@@ -52,7 +68,7 @@ class ChatConnection:
         self.channel = channel
         self._send = send
         self._receive = receive
-        self.outbox = Subscriber(runtime.settings.client_queue_size)
+        self.outbox = Outbox(runtime.settings.client_queue_size)
 
     async def serve(self, last_seq: int | None = None) -> tuple[int, str] | None:
         """Run until the client leaves; returns a close code and reason to send, if any.
@@ -65,7 +81,7 @@ class ChatConnection:
         # the client gets everything exactly once.
         self.channel.subscribers.add(self.outbox)
         upto = self.channel.last_seq
-        receiver: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             replay = await self._replay(last_seq, upto)
             connected = Connected(
@@ -75,21 +91,21 @@ class ChatConnection:
                 model=self.runtime.settings.model,
                 resumed=len(replay),
             )
-            await self._send(connected.to_json())
-            for item in replay:
-                await self._send(item.frame)
-            receiver = asyncio.create_task(self._receive_loop())
-            while not receiver.done():
-                items = await self._next_items(receiver)
-                if self.outbox.overflowed:
-                    return CLOSE_TOO_SLOW, "client too slow; reconnect with last_seq"
-                for item in coalesce(items):
-                    await self._send(item.frame)
+            replayed = asyncio.Event()
+            sender = asyncio.create_task(self._send_loop([connected.to_json(), *replay], replayed))
+            receiver = asyncio.create_task(self._receive_loop(replayed))
+            overflow = asyncio.create_task(self.outbox.overflow.wait())
+            tasks = [sender, receiver, overflow]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if self.outbox.overflowed:
+                return CLOSE_TOO_SLOW, "client too slow; reconnect with last_seq"
+            if sender.done():
+                sender.result()  # a failed send ends the connection with its error
             return None
         finally:
-            if receiver is not None:
-                receiver.cancel()
-                await asyncio.gather(receiver, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.channel.subscribers.discard(self.outbox)
             self.runtime.bus.release(
                 self.session.session_id,
@@ -120,18 +136,22 @@ class ChatConnection:
         frames = await eventlog.read(session_id, after=last_seq, upto=upto)
         return coalesce([Outgoing(server_event_adapter.validate_json(f), f) for f in frames])
 
-    async def _next_items(self, receiver: asyncio.Task[None]) -> list:
-        drain = asyncio.ensure_future(self.outbox.drain())
-        try:
-            await asyncio.wait({drain, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not drain.done():
-                drain.cancel()
-        # A cancelled drain took nothing: frames leave the outbox only when it completes.
-        return drain.result() if drain.done() and not drain.cancelled() else []
+    async def _send_loop(self, first: list[str | Outgoing], replayed: asyncio.Event) -> None:
+        """Send *first* (``connected`` and the replay), then the outbox, until it overflows."""
+        for item in first:
+            await self._send(item if isinstance(item, str) else item.frame)
+        replayed.set()
+        while True:
+            items = await self.outbox.drain()
+            if self.outbox.overflowed:
+                return
+            for item in coalesce(items):
+                await self._send(item.frame)
 
-    async def _receive_loop(self) -> None:
+    async def _receive_loop(self, replayed: asyncio.Event) -> None:
         settings = self.runtime.settings
+        # The client's frames are read once it has the replay, which they may answer.
+        await replayed.wait()
         while True:
             raw = await self._receive()
             try:
@@ -141,6 +161,15 @@ class ChatConnection:
                 await self._dispatch(frame)
             except (ProtocolError, TurnRejected) as exc:
                 self._reply(Error(code=exc.code, message=exc.message))
+            except RateLimited as exc:
+                self._reply(
+                    Error(
+                        code=ErrorCode.rate_limited,
+                        message=exc.message,
+                        retryable=True,
+                        retry_after=round(exc.retry_after, 3),
+                    )
+                )
             except Exception:
                 log.exception("failed to handle a frame in session %s", self.session.session_id)
                 self._reply(
@@ -155,6 +184,7 @@ class ChatConnection:
             case Ping():
                 self._reply(Pong())
             case UserMessage(content=content, mode=mode):
+                self.runtime.limits.messages.check(self.session.owner_id)
                 await self.runtime.turns.start(self.session, content, mode)
             case Cancel():
                 await self.runtime.turns.cancel_anywhere(self.session.session_id)

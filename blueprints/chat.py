@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import suppress
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, websocket
 
 from agent.connection import ChatConnection
+from agent.limits import RateLimited
 from agent.protocol import describe_validation_error
 from agent.skills import SessionContext
 from blueprints import runtime
-from blueprints.auth import authenticate
+from blueprints.auth import authenticate, rate_limited_response
 from blueprints.errors import ApiError, error_response
 from blueprints.sessions import LARGEST, SESSION_ID_CHARS, find_session
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
+
+#: How long closing may wait on a client that reads nothing before the handler lets go.
+CLOSE_WAIT_S = 2.0
 
 
 class ChatQuery(BaseModel):
@@ -38,15 +45,32 @@ async def chat_ws(session_id: str):
     except ValidationError as exc:
         return error_response("bad_request", describe_validation_error(exc), 400)
     rt = runtime()
-    channel = await rt.bus.channel(session.id)
-    await websocket.accept()
-    connection = ChatConnection(
-        rt,
-        SessionContext(session_id=session.id, owner_id=key.id),
-        channel,
-        send=websocket.send,
-        receive=websocket.receive,
-    )
-    closing = await connection.serve(query.last_seq)
-    if closing is not None:
-        await websocket.close(*closing)
+    try:
+        rt.limits.requests.check(key.id)
+    except RateLimited as exc:
+        return rate_limited_response(exc)
+    if not rt.limits.sockets.open(key.id):
+        return error_response(
+            "too_many_sockets",
+            f"this key holds {rt.limits.sockets.limit} open sockets, the most it may "
+            "(QUARTET_MAX_SOCKETS_PER_KEY)",
+            429,
+        )
+    try:
+        channel = await rt.bus.channel(session.id)
+        await websocket.accept()
+        connection = ChatConnection(
+            rt,
+            SessionContext(session_id=session.id, owner_id=key.id),
+            channel,
+            send=websocket.send,
+            receive=websocket.receive,
+        )
+        closing = await connection.serve(query.last_seq)
+        if closing is not None:
+            # A client too slow to keep up may read nothing more: the close frame is
+            # queued behind its backlog, and the kernel drops the TCP connection later.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(websocket.close(*closing), CLOSE_WAIT_S)
+    finally:
+        rt.limits.sockets.close(key.id)

@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
+from blueprints import runtime
 from blueprints.auth import load_key, require_admin
 from blueprints.errors import KEYED, document_errors
-from models import ApiKey
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
 bp.before_request(load_key)
@@ -36,7 +36,7 @@ class KeyCreated(BaseModel):
 async def create_key(data: KeyCreate) -> tuple[KeyCreated, int]:
     """Issue a new API key (admin only)."""
     require_admin()
-    record, raw = await ApiKey.issue(data.name, is_admin=data.admin)
+    record, raw = await runtime().keys.issue(data.name, is_admin=data.admin)
     created = KeyCreated(
         id=record.id, name=record.name, admin=record.is_admin, created_at=record.created_at, key=raw
     )

@@ -11,7 +11,7 @@ from quart import Blueprint
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from blueprints import runtime
-from blueprints.auth import current_key, load_key
+from blueprints.auth import check_session_quota, current_key, load_key
 from blueprints.errors import KEYED, NotFound, document_errors
 from models import Message, Session
 
@@ -120,6 +120,7 @@ async def owned_session(session_id: str) -> Session:
 @validate_response(SessionOut, 201)
 @document_errors(400, 409, 413, *KEYED)
 async def create_session(data: SessionCreate) -> tuple[SessionOut, int]:
+    await check_session_quota(current_key())
     session = await Session.create(
         owner_id=current_key().id, title=data.title, metadata=data.metadata
     )

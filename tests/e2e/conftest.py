@@ -35,7 +35,14 @@ def quartet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quartet
     data_dir = tmp_path_factory.mktemp("quartet")
     plugins_file = data_dir / "plugins.toml"
     plugins_file.write_text(TEST_PLUGINS)
-    server = QuartetServer(data_dir, env={"QUARTET_PLUGINS_FILE": str(plugins_file)}).start()
+    env = {
+        "QUARTET_PLUGINS_FILE": str(plugins_file),
+        # Every test here shares the admin key; the rate limits have their own server
+        # in test_limits.py.
+        "QUARTET_MESSAGES_PER_MINUTE": "0",
+        "QUARTET_REQUESTS_PER_MINUTE": "0",
+    }
+    server = QuartetServer(data_dir, env=env).start()
     yield server
     server.stop()
 

@@ -29,11 +29,16 @@ class QuartetServer:
         api_key: str | None = "",
         env: dict[str, str] | None = None,
         app: str = "app:app",
+        launcher: str = "hypercorn",
+        args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
         self.api_key = secrets.token_urlsafe(16) if api_key == "" else api_key
         self.extra_env = env or {}
         self.app = app
+        #: The module run with ``python -m``: ``hypercorn``, or ``serve`` (hypercorn, supervised).
+        self.launcher = launcher
+        self.args = args
         self.lines: list[str] = []
         self._ready = threading.Event()
         self.proc: subprocess.Popen[str] | None = None
@@ -66,7 +71,8 @@ class QuartetServer:
             [
                 sys.executable,
                 "-m",
-                "hypercorn",
+                self.launcher,
+                *self.args,
                 "--bind",
                 f"fd://{sock.fileno()}",
                 "--backlog",

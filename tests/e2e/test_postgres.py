@@ -27,7 +27,7 @@ async def approve_a_note(helper: WSChatHelper, sid: str) -> list[dict]:
 
 def test_chat_on_postgres_survives_a_restart(postgres: PostgresServer, tmp_path: Path) -> None:
     env = {"QUARTET_DATABASE_URL": postgres.create_database(f"e2e_{uuid.uuid4().hex[:12]}")}
-    server = QuartetServer(tmp_path, api_key="pg-key", env=env).start()
+    server = QuartetServer(tmp_path, api_key="pg-key-0123456789", env=env).start()
     headers = {"X-API-Key": server.api_key}
     try:
         sid = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers=headers).json()[
@@ -38,7 +38,7 @@ def test_chat_on_postgres_survives_a_restart(postgres: PostgresServer, tmp_path:
         server.stop()
     assert frames[-1]["type"] == "final_answer" and "saved" in frames[-1]["content"]
 
-    server = QuartetServer(tmp_path, api_key="pg-key", env=env).start()
+    server = QuartetServer(tmp_path, api_key="pg-key-0123456789", env=env).start()
     try:
         helper = WSChatHelper(server.base_ws_url, server.api_key)
         replayed = asyncio.run(helper.connect_and_chat(sid, [{"type": "ping"}], idle_timeout=0.5))

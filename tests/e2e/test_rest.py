@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import sqlite3
 import uuid
 
@@ -45,14 +46,18 @@ def test_key_in_bearer_header_or_query(quartet_server: QuartetServer, style: str
     assert response.status_code == 200
 
 
-def test_admin_issues_keys_stored_hashed(api_client: httpx.Client, quartet_server) -> None:
+def test_admin_issues_keys_stored_as_a_keyed_hash(api_client: httpx.Client, quartet_server) -> None:
     response = api_client.post("/api/v1/keys", json={"name": "alice"})
     assert response.status_code == 201
     body = response.json()
     assert body["name"] == "alice" and body["key"].startswith("qk_")
     with sqlite3.connect(quartet_server.data_dir / "quartet.db") as db:
         hashes = {row[0] for row in db.execute("SELECT key_hash FROM api_keys")}
-    assert hashlib.sha256(body["key"].encode()).hexdigest() in hashes
+    # HMAC-SHA256 under the secret the server keeps in its data dir, not a bare SHA-256.
+    secret = (quartet_server.data_dir / "secret_key").read_bytes().strip()
+    assert (quartet_server.data_dir / "secret_key").stat().st_mode & 0o077 == 0
+    assert hmac.new(secret, body["key"].encode(), hashlib.sha256).hexdigest() in hashes
+    assert hashlib.sha256(body["key"].encode()).hexdigest() not in hashes
     assert body["key"] not in hashes
     assert body["key"].encode() not in (quartet_server.data_dir / "quartet.db").read_bytes()
     # The new key works.

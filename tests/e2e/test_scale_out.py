@@ -31,7 +31,7 @@ from tests.e2e.conftest import (
 from tests.e2e.server import QuartetServer
 from tests.services import PostgresServer, RedisServer
 
-API_KEY = "scale-out-key"
+API_KEY = "scale-out-key-0123456789"
 SAVE_NOTE = '[[tool:save_note {"text": "from A"}]]'
 
 
@@ -60,6 +60,8 @@ def pair(
         "QUARTET_DATABASE_URL": postgres.create_database(f"pair_{uuid.uuid4().hex[:12]}"),
         "QUARTET_REDIS_URL": redis_server.url,
         "QUARTET_TURN_LEASE_S": "2",
+        # Processes on several hosts (here: data dirs) must share the secret keys are hashed with.
+        "QUARTET_SECRET_KEY": "scale-out-shared-secret",
     }
     a = QuartetServer(tmp_path_factory.mktemp("a"), api_key=API_KEY, env=env).start()
     b = QuartetServer(tmp_path_factory.mktemp("b"), api_key=API_KEY, env=env).start()

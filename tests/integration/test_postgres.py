@@ -16,9 +16,12 @@ from agent.loop import AgentLoop
 from agent.pending import PendingRequests
 from agent.turns import TurnRunner
 from models import ApiKey, Event, Message, Session
+from models.auth import KeyHasher
 from models.db import MIGRATION_LOCK_ID, close_db, init_db, migrate, tortoise_config
 from plugins.manager import build_plugin_host
 from tests.services import PostgresServer
+
+KEYS = KeyHasher(b"postgres-test-secret")
 
 
 @pytest.fixture
@@ -31,8 +34,8 @@ async def pg_url(postgres: PostgresServer) -> AsyncIterator[str]:
 
 async def test_migrations_apply_and_reapply(pg_url: str) -> None:
     await migrate(tortoise_config(pg_url))  # a second start changes nothing
-    key, raw = await ApiKey.issue("pg")
-    assert (await ApiKey.lookup(raw)).id == key.id
+    key, raw = await ApiKey.issue("pg", KEYS)
+    assert (await ApiKey.lookup(raw, KEYS)).id == key.id
     session = await Session.create(owner_id=key.id, metadata={"a": [1, 2]})
     await Message.create(session=session, role="assistant", content="x", usage={"input_tokens": 1})
     assert (await Session.get(id=session.id)).metadata == {"a": [1, 2]}
@@ -62,7 +65,7 @@ async def test_processes_that_start_together_migrate_one_at_a_time(pg_url: str) 
 
 
 async def test_event_log_and_crash_recovery(pg_url: str, tmp_path) -> None:
-    key, _ = await ApiKey.issue("pg")
+    key, _ = await ApiKey.issue("pg", KEYS)
     session = await Session.create(owner_id=key.id)
     log = EventLog(flush_interval_s=60)
     for seq in (1, 2):

@@ -27,6 +27,9 @@ from plugins.skills import SessionContext
 #: Keys issued by unit tests are hashed with this secret.
 TEST_KEYS = KeyHasher(b"unit-test-server-secret")
 
+#: Keys issued by unit tests are hashed with this secret.
+TEST_KEYS = KeyHasher(b"unit-test-server-secret")
+
 
 class ScriptedModel:
     """A model that plays back queued outputs and records every request.
