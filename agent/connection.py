@@ -31,9 +31,9 @@ from agent.protocol import (
     server_event_adapter,
 )
 from agent.runtime import Runtime
-from agent.skills import SessionContext
 from agent.turns import TurnRejected
 from models import PendingRequest, RequestStatus
+from plugins.skills import SessionContext
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,10 @@ class ChatConnection:
                     raw, max_chars=settings.max_message_chars, max_bytes=settings.max_frame_bytes
                 )
                 await self._dispatch(frame)
-            except (ProtocolError, TurnRejected) as exc:
+            except ProtocolError as exc:
                 self._reply(Error(code=exc.code, message=exc.message))
+            except TurnRejected as exc:
+                self._reply(Error(code=exc.code, message=exc.message, retryable=exc.retryable))
             except RateLimited as exc:
                 self._reply(
                     Error(

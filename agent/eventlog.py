@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import asyncpg
 from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
@@ -45,6 +47,10 @@ T = TypeVar("T")
 #: Backoff between retries of a failed write, doubling up to the maximum.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
+#: How long a turn's start waits for its seq reservation before it is refused.
+RESERVE_PATIENCE_S = 5.0
+#: How long a read waits for queued frames to be written before it reads what is stored.
+READ_PATIENCE_S = 2.0
 
 
 class StorageUnavailable(Exception):
@@ -159,12 +165,19 @@ class EventLog:
             self._wake.set()
             await self._wait_progress()
 
-    async def flush(self) -> None:
-        """Wait until everything queued so far is written. Safe to cancel."""
+    async def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything queued so far is written. Safe to cancel.
+
+        :returns: ``False`` when *timeout_s* passed first (storage is failing).
+        """
         if not self._queue:
-            return
+            return True
         marker = self.submit(_nothing)
-        await asyncio.shield(marker)
+        try:
+            await asyncio.wait_for(asyncio.shield(marker), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def discard(self, session_id: str) -> None:
         """Drop a deleted session's queued frames."""
@@ -194,7 +207,7 @@ class EventLog:
             self._reserved[session_id] = start + self.seq_block
             return start
 
-        return await self.write(run)
+        return await self.write(run, timeout_s=RESERVE_PATIENCE_S)
 
     def settle(self, session_id: str, last_seq: int) -> None:
         """Give back the unused part of a finished turn's reservation.
@@ -231,7 +244,7 @@ class EventLog:
         Another process writes its turn's frames behind too; this waits out its
         flush interval. ``False`` after *timeout_s* (that process died).
         """
-        await self.flush()
+        await self.flush(timeout_s)
         if seq <= 0:
             return True
         loop = asyncio.get_running_loop()
@@ -245,8 +258,11 @@ class EventLog:
     async def read(
         self, session_id: str, *, after: int, upto: int | None = None, limit: int | None = None
     ) -> list[str]:
-        """Stored frames (JSON text) with ``after < seq <= upto``, in order."""
-        await self.flush()
+        """Stored frames (JSON text) with ``after < seq <= upto``, in order.
+
+        While storage fails, what is stored after a short wait: readers are not held.
+        """
+        await self.flush(READ_PATIENCE_S)
         query = Event.filter(session_id=session_id, seq__gt=after)
         if upto is not None:
             query = query.filter(seq__lte=upto)
@@ -344,17 +360,9 @@ class EventLog:
                 return
             try:
                 result = await head.run()
-            except IntegrityError as exc:
-                self._queue.popleft()
-                head.done.set_exception(exc)
-                return
-            except (OperationalError, OSError) as exc:
-                if head.retry:
-                    raise
-                self._queue.popleft()
-                head.done.set_exception(exc)
-                return
             except Exception as exc:
+                if head.retry and is_storage_failure(exc):
+                    raise  # stays at the head, retried
                 self._queue.popleft()
                 head.done.set_exception(exc)
                 return
@@ -403,6 +411,22 @@ class EventLog:
                     await Session.filter(id=session_id).update(seq_reserved=extended[session_id])
         # Only once committed: a batch that failed extends it again when retried.
         self._reserved.update(extended)
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """Storage failed (a full disk, a lost connection), as opposed to a refused write.
+
+    Drivers raise their own errors from some calls (SQLite's commit raises
+    ``sqlite3.OperationalError``, not tortoise's), so both are recognised.
+    """
+    if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
+        return False
+    if isinstance(exc, OperationalError | sqlite3.OperationalError | OSError):
+        return True
+    return isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError) or (
+        isinstance(exc, asyncpg.PostgresError)
+        and getattr(exc, "sqlstate", "")[:2] in ("53", "57", "58", "08")
+    )
 
 
 async def _nothing() -> None:

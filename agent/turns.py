@@ -72,6 +72,8 @@ class TurnRejected(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        #: Sending the same frame again later may succeed.
+        self.retryable = code is ErrorCode.unavailable
 
 
 @dataclass
@@ -151,6 +153,11 @@ class TurnRunner:
             if self.cluster is not None:
                 await self._lease(turn)
             channel.last_seq = await self.bus.log.reserve(session_id, channel.last_seq)
+        except StorageUnavailable:
+            self._free(turn)
+            raise TurnRejected(
+                ErrorCode.unavailable, "storage is failing; send the message again shortly"
+            ) from None
         except BaseException:
             self._free(turn)
             raise

@@ -14,6 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from quart import Quart, Response, jsonify
 from quart_schema import RequestSchemaValidationError, document_response
+from tortoise.exceptions import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from agent.protocol import describe_validation_error
@@ -150,6 +151,19 @@ def register_error_handlers(app: Quart) -> None:
     async def too_deep(exc: RecursionError) -> tuple[Response, int]:
         log.warning("input nested too deeply reached a handler: %s", exc)
         return error_response("bad_request", "the request is nested too deeply", 400)
+
+    # Storage that fails (a full disk, a lost database) is an outage, not a bug:
+    # 503 tells a client to try again. Integrity errors are bugs and stay 500.
+    @app.errorhandler(OperationalError)
+    async def storage_failed(exc: OperationalError) -> tuple[Response, int]:
+        if isinstance(exc, IntegrityError):
+            return await unexpected(exc)
+        log.error("storage failed during a request: %s", exc)
+        response, status = error_response(
+            "unavailable", "storage is failing; try again shortly", 503
+        )
+        response.headers["Retry-After"] = "1"
+        return response, status
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> tuple[Response, int]:

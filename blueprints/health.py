@@ -5,6 +5,8 @@ from __future__ import annotations
 from quart import Blueprint
 from tortoise import Tortoise
 
+from blueprints import runtime
+
 bp = Blueprint("health", __name__)
 
 
@@ -16,7 +18,10 @@ async def healthz() -> dict:
 
 @bp.get("/readyz")
 async def readyz() -> tuple[dict, int]:
-    """The process can serve: its database answers."""
+    """The process can serve: its database answers and its writes succeed."""
+    eventlog = runtime().eventlog
+    if not eventlog.healthy:
+        return {"status": "unavailable", "reason": "storage is failing; writes are retried"}, 503
     try:
         await Tortoise.get_connection("default").execute_query("SELECT 1")
     except Exception as exc:
