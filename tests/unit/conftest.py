@@ -23,10 +23,6 @@ from plugins.llm import ModelOutput, ModelRequest
 from plugins.manager import PluginHost, build_plugin_host
 from plugins.skills import SessionContext
 
-
-#: Keys issued by unit tests are hashed with this secret.
-TEST_KEYS = KeyHasher(b"unit-test-server-secret")
-
 #: Keys issued by unit tests are hashed with this secret.
 TEST_KEYS = KeyHasher(b"unit-test-server-secret")
 
