@@ -215,12 +215,12 @@ class EventLog:
         Queued behind the turn's frames, so it runs once they are stored. The
         update applies only if no other process reserved since.
         """
-        held = self._reserved.pop(session_id, None)
-        if held is None:
-            return
 
         async def run() -> None:
-            await Session.filter(id=session_id, seq_reserved=held).update(seq_reserved=last_seq)
+            # Read when the turn's frames are written: their batches may have extended it.
+            held = self._reserved.pop(session_id, None)
+            if held is not None:
+                await Session.filter(id=session_id, seq_reserved=held).update(seq_reserved=last_seq)
 
         self.submit(run)
 

@@ -252,3 +252,15 @@ async def test_frames_appended_while_a_batch_is_written_are_written_too(db) -> N
     await log.flush()
     assert await Event.filter(session_id=session.id).count() == 2000
     await log.stop()
+
+
+async def test_a_finished_turn_gives_back_a_reservation_its_last_frames_extended(db) -> None:
+    session = await make_session()
+    log = EventLog(flush_interval_s=60, high_water=10, seq_block=20)
+    assert await log.reserve(session.id, 0) == 0
+    for seq in range(1, 16):  # close enough to the block's end to extend it when written
+        log.append(session.id, seq, "token", "t", frame(seq))
+    log.settle(session.id, 15)
+    await log.flush()
+    assert (await Session.get(id=session.id)).seq_reserved == 15
+    await log.stop()
