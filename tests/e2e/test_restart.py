@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import WSChatHelper, connect, is_type, recv_replay, recv_until, send
@@ -166,3 +168,57 @@ def test_kill_9_at_a_large_log_lag_loses_a_bounded_tail_and_reuses_no_seq(tmp_pa
     assert seen_text.startswith(replayed_text)
     lost = seen_text[len(replayed_text) :].split()
     assert len(lost) <= high_water + 5, f"{len(lost)} seen words not in the log"
+
+
+def test_clients_that_give_up_mid_read_leave_every_write_on_disk(tmp_path: Path) -> None:
+    # Issue 11's first reproduction: GET /events and last_seq=0 replays whose
+    # clients vanish while a turn streams used to wedge the database in an open
+    # transaction, so later writes answered 201 and were gone after a restart.
+    key = "vanish-key-0123456789"
+    server = QuartetServer(tmp_path, api_key=key).start()
+    headers = {"X-API-Key": key}
+    try:
+        sid = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers=headers).json()
+        sid = sid["id"]
+        helper = WSChatHelper(server.base_ws_url, key)
+
+        async def storm() -> list[dict]:
+            ws, _ = await connect(helper, sid)
+            async with ws:
+                await send(ws, {"type": "message", "content": "[[lorem:5000]] go"})
+                await recv_until(ws, is_type("token"))
+                async with httpx.AsyncClient(base_url=server.base_url, headers=headers) as http:
+                    for _ in range(40):
+                        with contextlib.suppress(httpx.TimeoutException):
+                            await http.get(
+                                f"/api/v1/sessions/{sid}/events",
+                                params={"after": 0},
+                                timeout=0.002,
+                            )
+                        replay = await websockets.connect(helper.url(sid, last_seq=0))
+                        replay.transport.abort()  # a reset, not a close
+                return await recv_until(ws, is_type("final_answer", "error"), timeout=60)
+
+        frames = asyncio.run(storm())
+        created = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers=headers)
+        assert created.status_code == 201
+    finally:
+        server.stop()
+
+    server = QuartetServer(tmp_path, api_key=key).start()
+    try:
+        kept = httpx.get(
+            f"{server.base_url}/api/v1/sessions/{created.json()['id']}", headers=headers
+        )
+        events = httpx.get(
+            f"{server.base_url}/api/v1/sessions/{sid}/events",
+            params={"after": 0, "limit": 10_000},
+            headers=headers,
+        )
+    finally:
+        server.stop()
+    assert frames[-1]["type"] == "final_answer"
+    assert kept.status_code == 200
+    assert events.status_code == 200
+    stored = [e["seq"] for e in events.json()["items"]]
+    assert stored[-1] == frames[-1]["seq"] and stored == sorted(set(stored))
