@@ -40,27 +40,32 @@ def test_plan_reads_every_kind_of_directive() -> None:
     assert todo.actions[0].arguments == '{"expression": "1+1"}'
 
 
+#: Hostile message shapes, by size: the old regexes were quadratic or worse on each.
 HOSTILE = {
-    "unclosed directive heads": "[[a:" * 8192,
-    "unclosed, longer": "[[a:" * 8192 * 4,
-    "open brackets": "[" * 100_000,
-    "names without colons": "[[" + "a" * 50_000 + "[[" * 10_000,
-    "closed after a long way": "[[a:" * 8192 + "]]",
-    "many small directives": "[[a:b]]" * 10_000,
+    "unclosed directive heads": lambda n: "[[a:" * n,
+    "open brackets": lambda n: "[" * (12 * n),
+    "names without colons": lambda n: "[[" + "a" * (6 * n) + "[[" * n,
+    "closed after a long way": lambda n: "[[a:" * n + "]]",
+    "many small directives": lambda n: "[[a:b]]" * n,
+    "trailing whitespace": lambda n: "You answered: yes" + " " * (12 * n),
 }
 
 
-@pytest.mark.parametrize("message", HOSTILE.values(), ids=HOSTILE.keys())
-def test_hostile_messages_are_planned_in_milliseconds(message: str) -> None:
-    started = time.perf_counter()
-    plan(message)
-    # The old regex took 3.4 s on the first of these; quadratic ones take minutes.
-    assert time.perf_counter() - started < 0.2
+def cost(work, arg: str) -> float:
+    """The best of five timings: the least disturbed by other work on the machine."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        work(arg)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
-def test_long_trailing_whitespace_is_tokenised_in_milliseconds() -> None:
-    # A human reply or a tool result ends up in the answer text, spaces and all.
-    text = "You answered: yes" + " " * 100_000
-    started = time.perf_counter()
-    assert tokens(text) == ["You", " answered:", " yes"]
-    assert time.perf_counter() - started < 0.2
+@pytest.mark.parametrize("shape", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_messages_cost_linear_time(shape) -> None:
+    # A ratio within one test, not a time budget: 4x the input may cost ~4x the
+    # time; the old regex cost 16x or more (3.4 s on 8,192 unclosed heads).
+    small, large = shape(4_000), shape(16_000)
+    for work in (plan, tokens):
+        ratio = cost(work, large) / max(cost(work, small), 1e-6)
+        assert ratio < 9, f"{work.__name__}: 4x the input took {ratio:.1f}x the time"
