@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from plugins.tools import TeamOutcome
 
 log = logging.getLogger(__name__)
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class TurnError(Exception):
@@ -234,12 +237,13 @@ class AgentLoop:
             async with model_stream(model, request) as stream:
                 async for output in stream:
                     if isinstance(output, TextDelta):
-                        text.append(output.text)
-                        voice.text(output.text)
+                        delta = wire_text(output.text)
+                        text.append(delta)
+                        voice.text(delta)
                         # The stream waits for the log, so a crash loses a bounded tail.
                         await turn.channel.log.room()
                     elif isinstance(output, ReasoningDelta):
-                        voice.reasoning(output.text)
+                        voice.reasoning(wire_text(output.text))
                     elif isinstance(output, ToolCall):
                         calls.append(output)
                     elif isinstance(output, Usage):
@@ -385,6 +389,14 @@ async def model_stream(
     finally:
         if (aclose := getattr(stream, "aclose", None)) is not None:
             await aclose()
+
+
+def wire_text(text: str) -> str:
+    """*text* as it can go on the wire: a lone surrogate (which no JSON encoder
+    will write as UTF-8) becomes U+FFFD instead of failing the turn."""
+    if text.isascii():
+        return text
+    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _parse_arguments(raw: str) -> Any:

@@ -264,3 +264,12 @@ async def test_a_finished_turn_gives_back_a_reservation_its_last_frames_extended
     await log.flush()
     assert (await Session.get(id=session.id)).seq_reserved == 15
     await log.stop()
+
+
+async def test_a_model_that_streams_a_lone_surrogate_does_not_break_the_turn(rig, scripted) -> None:
+    scripted.enqueue([TextDelta("ok \ud800 then")])
+    await rig.runner.start(rig.ctx, "go")
+    frames, rows = await ending_of(rig)
+    assert frames[-1]["type"] == "final_answer"
+    assert frames[-1]["content"] == "ok \ufffd then"
+    assert rows == [("user", "complete"), ("assistant", "complete")]
