@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,9 +38,15 @@ class KeyStore:
             raise RuntimeError("KeyStore.start() has not run")
         return self._hasher
 
+    def load_secret(self) -> KeyHasher:
+        """Read (or make) the server secret; :meth:`start` does this first."""
+        if self._hasher is None:
+            self._hasher = KeyHasher(self._secret())
+        return self._hasher
+
     async def start(self) -> None:
         """Read (or make) the secret, then make sure the admin key has a record."""
-        self._hasher = KeyHasher(self._secret())
+        self.load_secret()
         if unkeyed := await ApiKey.count_unkeyed():
             log.warning(
                 "%d API key(s) are still stored as plain SHA-256; each is re-stored with "
@@ -88,8 +95,8 @@ def read_or_create(path: Path, make: Callable[[], str]) -> str:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, aside_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    aside = Path(aside_name)
     with os.fdopen(fd, "w") as f:
         f.write(make())
     try:
