@@ -9,7 +9,7 @@ from quart import Quart
 from quart_schema import QuartSchema
 
 from agent.runtime import Runtime
-from blueprints import chat, health, json_body, keys, plugins, sessions, skills
+from blueprints import chat, health, json_body, keys, plugins, sessions, skills, ui
 from blueprints.errors import register_error_handlers
 from plugins.manager import build_plugin_host
 from settings import Settings
@@ -39,7 +39,7 @@ def create_app(
     app.after_serving(runtime.shutdown)
     register_error_handlers(app)
     json_body.init_app(app)
-    for blueprint in (health.bp, keys.bp, sessions.bp, skills.bp, plugins.bp, chat.bp):
+    for blueprint in (health.bp, keys.bp, sessions.bp, skills.bp, plugins.bp, chat.bp, ui.bp):
         app.register_blueprint(blueprint)
     return app
 
