@@ -8,8 +8,8 @@ messages, in :attr:`agent.llm.ModelRequest.tools`.
 
 from __future__ import annotations
 
-from agent.llm import ChatMessage
-from agent.skills import SkillMatch
+from plugins.llm import ChatMessage
+from plugins.skills import SkillMatch
 
 
 def system_message(prompt: str, skills: list[SkillMatch]) -> ChatMessage | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from agent.skills import SessionContext, SkillMatch
 from plugins.manager import PluginHost
+from plugins.skills import SessionContext, SkillMatch
 
 log = logging.getLogger(__name__)
 

@@ -27,14 +27,12 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.llm import ChatMessage, ModelError, ModelRequest, TextDelta, Usage
-from agent.loop import AnswerVoice, ExpertVoice, TurnError
+from agent.loop import AnswerVoice, ExpertVoice, TurnError, model_stream
 from agent.protocol import (
     ErrorCode,
     ExpertInfo,
@@ -46,18 +44,16 @@ from agent.protocol import (
     TeamSynthesis,
     Thinking,
 )
-from agent.skills import ExpertSpec
-from agent.tools import Tool
+from plugins.builtin.team import CONVENE_TOOL
+from plugins.llm import ChatMessage, ModelError, ModelRequest, TextDelta, Usage
+from plugins.skills import ExpertSpec
+from plugins.tools import MAX_TEAM, TeamOutcome, Tool
 
 if TYPE_CHECKING:
     from agent.loop import AgentLoop
     from agent.turns import Turn
 
 log = logging.getLogger(__name__)
-
-#: The most experts one team has; more named ones are left out.
-MAX_TEAM = 8
-CONVENE_TOOL = "convene_team"
 
 PLANNER_PROMPT = (
     "You lead a team of experts. The user's message gives the team's goal and "
@@ -116,16 +112,6 @@ class Task:
         """The task as the synthesis sees it."""
         outcome = {"result": self.result} if self.status == "done" else {"error": self.error}
         return {"expert": self.expert.name, "task": self.task, "status": self.status, **outcome}
-
-
-@dataclass(frozen=True, slots=True)
-class TeamOutcome:
-    """How a team ended; what ``convene_team`` reports to the model."""
-
-    team_id: str
-    synthesis: str
-    done: int
-    failed: int
 
 
 class TeamOrchestrator:
@@ -332,7 +318,7 @@ class TeamOrchestrator:
         """One model call's text, not streamed to anyone."""
         model = self.loop.plugins.model(self.loop.model_name)
         text: list[str] = []
-        async with aclosing(model.stream(request)) as stream:
+        async with model_stream(model, request) as stream:
             async for output in stream:
                 if isinstance(output, TextDelta):
                     text.append(output.text)

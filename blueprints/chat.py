@@ -11,11 +11,11 @@ from quart import Blueprint, websocket
 from agent.connection import ChatConnection
 from agent.limits import RateLimited
 from agent.protocol import describe_validation_error
-from agent.skills import SessionContext
 from blueprints import runtime
 from blueprints.auth import authenticate, rate_limited_response
 from blueprints.errors import ApiError, error_response
 from blueprints.sessions import LARGEST, SESSION_ID_CHARS, find_session
+from plugins.skills import SessionContext
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 

@@ -15,12 +15,13 @@ from tortoise.exceptions import IntegrityError
 
 from agent.protocol import describe_validation_error
 from agent.runtime import skill_spec
-from agent.skills import KeywordSkill, SkillSpec
 from blueprints import runtime
 from blueprints.auth import current_key, load_key
 from blueprints.errors import KEYED, ApiError, Conflict, Forbidden, NotFound, document_errors
 from models import Skill
+from plugins.builtin.keyword_skill import KeywordSkill
 from plugins.manager import PluginError
+from plugins.skills import SkillSpec
 
 bp = Blueprint("skills", __name__, url_prefix="/api/v1/skills")
 bp.before_request(load_key)

@@ -2,6 +2,7 @@
 
 ``docs/plugins.md`` documents each hook under a heading with its exact
 signature; ``tests/unit/test_docs.py`` fails when the two drift apart.
+Authors import :data:`hookimpl` and the types from the ``quartet`` package.
 Hooks are always called with keyword arguments, so an implementation may
 accept fewer arguments than the spec names.
 """
@@ -9,14 +10,12 @@ accept fewer arguments than the spec names.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-if TYPE_CHECKING:
-    from agent.llm import ChatModel
-    from agent.skills import ExpertSpec, SessionContext, SkillMatch, SkillSpec
-    from agent.tools import Tool
+from plugins.llm import ChatModel
+from plugins.skills import ExpertSpec, SessionContext, SkillMatch, SkillSpec
+from plugins.tools import Tool
 
 PROJECT = "quartet"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -33,7 +32,7 @@ def register_skills() -> list[SkillSpec] | None:
     Called once at startup. Each returned spec is matched by its keywords
     (whole words, case-insensitive) like a REST skill.
 
-    :returns: a list of :class:`agent.skills.SkillSpec`, or ``None``.
+    :returns: a list of :class:`plugins.skills.SkillSpec`, or ``None``.
     """
 
 
@@ -47,7 +46,7 @@ def match_skills(message: str, session: SessionContext) -> list[SkillMatch] | No
 
     :param message: the user's message text.
     :param session: the session it was sent in.
-    :returns: a list of :class:`agent.skills.SkillMatch`, or ``None``.
+    :returns: a list of :class:`plugins.skills.SkillMatch`, or ``None``.
     """
 
 
@@ -62,7 +61,7 @@ def register_tools() -> list[Tool] | None:
     matched skill whose ``tools`` names some restricts the model to those;
     otherwise the model sees every tool.
 
-    :returns: a list of :class:`agent.tools.Tool`, or ``None``.
+    :returns: a list of :class:`plugins.tools.Tool`, or ``None``.
     """
 
 
@@ -75,7 +74,7 @@ def register_models(register: Callable[[ChatModel], None]) -> None:
 
     Called once at startup. A model has a ``name`` (what ``QUARTET_MODEL``
     selects) and an async ``stream(request)`` generator; see
-    :class:`agent.llm.ChatModel`. A name registered twice is an error.
+    :class:`plugins.llm.ChatModel`. A name registered twice is an error.
     """
 
 
@@ -91,7 +90,7 @@ def register_experts() -> list[ExpertSpec] | None:
     ``model`` and the ``tools`` it may call. A name registered twice is an
     error. A turn in team mode with no experts named picks among these.
 
-    :returns: a list of :class:`agent.skills.ExpertSpec`, or ``None``.
+    :returns: a list of :class:`plugins.skills.ExpertSpec`, or ``None``.
     """
 
 
@@ -114,19 +113,3 @@ def on_turn_end(session: SessionContext, turn_id: str, status: str, answer: str)
     ``answer`` is the (possibly partial) assistant text that was stored. May
     be ``async def``; an exception is logged and ignored.
     """
-
-
-HOOK_NAMES: tuple[str, ...] = (
-    "register_skills",
-    "match_skills",
-    "register_tools",
-    "register_models",
-    "register_experts",
-    "on_turn_start",
-    "on_turn_end",
-)
-
-
-def hook_signatures() -> dict[str, Any]:
-    """The specs by name, for docs and ``GET /api/v1/plugins``."""
-    return {name: globals()[name] for name in HOOK_NAMES}

@@ -1,25 +1,33 @@
 """Building the plugin manager and calling hooks safely.
 
 Loading order: built-ins, then the modules listed in ``plugins.toml``, then
-installed packages' entry points in the group ``quartet.plugins``.
+installed packages' entry points in the group ``quartet.plugins``, then the
+plugin objects a caller (a test) passes in.
+
+Every hook call goes through :class:`PluginHost`, so one switch
+(``QUARTET_TRACE_PLUGINS=1``) logs them all, with the plugin, its arguments
+and its result.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import logging
+import reprlib
 import tomllib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
 
-from agent.llm import ChatModel
-from agent.skills import ExpertSpec, KeywordSkill, SkillSpec
-from agent.tools import Tool
 from plugins import hookspecs
+from plugins.builtin.keyword_skill import KeywordSkill
+from plugins.llm import ChatModel
+from plugins.skills import ExpertSpec, SkillSpec
+from plugins.tools import Tool
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +46,33 @@ T = TypeVar("T")
 
 
 class PluginError(Exception):
-    """A plugin could not be loaded or registered something invalid."""
+    """A plugin could not be loaded or registered something invalid.
+
+    The message is one line that names the plugin and the cause; start-up
+    prints it and stops.
+    """
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager that knows Quartet's hooks and has no plugins yet."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def hook_specs(pm: pluggy.PluginManager) -> dict[str, Callable[..., object]]:
+    """Every hook *pm* knows, by name, with its spec function (for docs and tests)."""
+    specs = {}
+    for name, caller in vars(pm.hook).items():
+        if caller.spec is not None:
+            specs[name] = caller.spec.function
+    return specs
+
+
+# Arguments and results in trace lines are cut to a readable length.
+_trace_repr = reprlib.Repr()
+_trace_repr.maxstring = _trace_repr.maxother = 200
+_trace_repr.maxlist = _trace_repr.maxdict = 20
 
 
 async def await_me_maybe(value: T | Awaitable[T]) -> T:
@@ -68,8 +102,12 @@ class PluginHost:
     Build it with :func:`build_plugin_host`.
     """
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+    def __init__(self, pm: pluggy.PluginManager, *, trace: bool = False) -> None:
         self.pm = pm
+        #: Log every hook call with its plugin, arguments and result.
+        self.trace = trace
+        #: Where each entry-point plugin came from: ``package version``.
+        self.packages: dict[str, str] = {}
         self.models: dict[str, ChatModel] = {}
         self.model_sources: dict[str, str] = {}
         # Models chosen as family:variant, made on first use.
@@ -90,81 +128,111 @@ class PluginHost:
 
         :returns: ``(plugin_name, result)`` pairs in pluggy's call order.
         """
-        hook = getattr(self.pm.hook, hook_name)
         results = []
-        # pluggy calls the most recently registered implementation first.
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in self._impls(hook_name):
             try:
-                args = [kwargs[name] for name in impl.argnames]
-                result = await await_me_maybe(impl.function(*args))
+                result = await await_me_maybe(self._call(hook_name, impl, kwargs))
             except Exception:
                 log.exception("plugin %s failed in %s; skipped", impl.plugin_name, hook_name)
                 continue
+            if self.trace:
+                self._trace(hook_name, impl.plugin_name, kwargs, result)
             if result is not None:
                 results.append((impl.plugin_name, result))
         return results
 
+    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
+        # pluggy calls the most recently registered implementation first.
+        hook: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
+        return list(reversed(hook.get_hookimpls()))
+
+    @staticmethod
+    def _call(hook_name: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        # An implementation may take fewer arguments than the spec, never others.
+        return impl.function(*[kwargs[name] for name in impl.argnames])
+
+    def _trace(self, hook_name: str, plugin: str, kwargs: dict[str, Any], result: Any) -> None:
+        arguments = ", ".join(f"{k}={_trace_repr.repr(v)}" for k, v in kwargs.items())
+        log.info("hook %s(%s) in %s -> %s", hook_name, arguments, plugin, _trace_repr.repr(result))
+
+    def _registrations(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Call a start-up hook: ``(plugin_name, item)`` for each item it returns.
+
+        :raises PluginError: the hook raised, naming the plugin and the cause.
+        """
+        for impl in self._impls(hook_name):
+            try:
+                result = self._call(hook_name, impl, kwargs)
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name} failed in {hook_name}: {_cause(exc)}"
+                ) from exc
+            if self.trace:
+                self._trace(hook_name, impl.plugin_name, kwargs, result)
+            for item in result or []:
+                yield impl.plugin_name, item
+
     # ── registrations ──
 
-    def _register_model(self, model: ChatModel, source: str) -> None:
-        name = getattr(model, "name", None)
-        if not isinstance(name, str) or not name or not callable(getattr(model, "stream", None)):
-            raise PluginError(f"plugin {source} registered a model without a name or stream()")
-        if name in self.models:
+    @staticmethod
+    def _claim(kind: str, name: str, source: str, sources: dict[str, str]) -> None:
+        """Record that *source* registered *name*; the same name twice is an error."""
+        if name in sources:
             raise PluginError(
-                f"model {name!r} registered by {source} is already registered by "
-                f"{self.model_sources[name]}"
+                f"plugin {source} registers the {kind} {name!r}, "
+                f"which plugin {sources[name]} already registered"
             )
-        self.models[name] = model
-        self.model_sources[name] = source
+        sources[name] = source
 
     def collect_models(self) -> None:
-        for impl in reversed(self.pm.hook.register_models.get_hookimpls()):
+        for impl in self._impls("register_models"):
             source = impl.plugin_name
-            impl.function(register=lambda model, source=source: self._register_model(model, source))
+            registered: list[ChatModel] = []
+            kwargs = {"register": registered.append}
+            try:
+                self._call("register_models", impl, kwargs)
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {source} failed in register_models: {_cause(exc)}"
+                ) from exc
+            if self.trace:
+                self._trace("register_models", source, kwargs, registered)
+            for model in registered:
+                name = getattr(model, "name", None)
+                if (
+                    not isinstance(name, str)
+                    or not name
+                    or not callable(getattr(model, "stream", None))
+                ):
+                    raise PluginError(
+                        f"plugin {source} registered a model without a name or stream()"
+                    )
+                self._claim("model", name, source, self.model_sources)
+                self.models[name] = model
 
     def collect_tools(self) -> None:
-        for impl in reversed(self.pm.hook.register_tools.get_hookimpls()):
-            source = impl.plugin_name
-            for tool in impl.function() or []:
-                if not isinstance(tool, Tool):
-                    raise PluginError(
-                        f"plugin {source} registered {tool!r}, not an agent.tools.Tool"
-                    )
-                if tool.name in self.tools:
-                    raise PluginError(
-                        f"tool {tool.name!r} registered by {source} is already registered by "
-                        f"{self.tool_sources[tool.name]}"
-                    )
-                self.tools[tool.name] = tool
-                self.tool_sources[tool.name] = source
+        for source, tool in self._registrations("register_tools"):
+            if not isinstance(tool, Tool):
+                raise PluginError(f"plugin {source} registered {tool!r}, not a quartet.Tool")
+            self._claim("tool", tool.name, source, self.tool_sources)
+            self.tools[tool.name] = tool
 
     def collect_experts(self) -> None:
-        for impl in reversed(self.pm.hook.register_experts.get_hookimpls()):
-            source = impl.plugin_name
-            for raw in impl.function() or []:
-                expert = raw if isinstance(raw, ExpertSpec) else ExpertSpec.model_validate(raw)
-                if expert.name in self.experts:
-                    raise PluginError(
-                        f"expert {expert.name!r} registered by {source} is already registered "
-                        f"by {self.expert_sources[expert.name]}"
-                    )
-                if unknown := sorted(set(expert.tools or ()) - set(self.tools)):
-                    raise PluginError(
-                        f"expert {expert.name!r} of {source} names unknown tools {unknown}"
-                    )
-                self.experts[expert.name] = expert
-                self.expert_sources[expert.name] = source
+        for source, raw in self._registrations("register_experts"):
+            expert = _validated(ExpertSpec, raw, source, "expert")
+            self._claim("expert", expert.name, source, self.expert_sources)
+            if unknown := sorted(set(expert.tools or ()) - set(self.tools)):
+                raise PluginError(
+                    f"plugin {source}: the expert {expert.name!r} names unknown tools {unknown}"
+                )
+            self.experts[expert.name] = expert
 
     def collect_skills(self) -> None:
-        for impl in reversed(self.pm.hook.register_skills.get_hookimpls()):
-            try:
-                specs = impl.function() or []
-                for raw in specs:
-                    spec = raw if isinstance(raw, SkillSpec) else SkillSpec.model_validate(raw)
-                    self.add_plugin_skill(spec, source=f"plugin:{impl.plugin_name}")
-            except Exception:
-                log.exception("plugin %s failed in register_skills; skipped", impl.plugin_name)
+        sources: dict[str, str] = {}
+        for source, raw in self._registrations("register_skills"):
+            spec = _validated(SkillSpec, raw, source, "skill")
+            self._claim("skill", spec.name, source, sources)
+            self.add_plugin_skill(spec, source=f"plugin:{source}")
 
     def add_plugin_skill(self, spec: SkillSpec, *, source: str) -> None:
         if spec.name in self.plugin_skills:
@@ -228,12 +296,18 @@ class PluginHost:
             out.append(
                 {
                     "name": name,
+                    "package": self.packages.get(name),
                     "hooks": hooks,
-                    "skills": sorted(
-                        s.spec.name
-                        for s in self.plugin_skills.values()
-                        if s.source == f"plugin:{name}"
-                    ),
+                    "skills": [
+                        {
+                            "name": skill.spec.name,
+                            "keywords": skill.spec.keywords,
+                            "description": skill.spec.description,
+                            "tools": skill.spec.tools,
+                        }
+                        for skill_name, skill in sorted(self.plugin_skills.items())
+                        if skill.source == f"plugin:{name}"
+                    ],
                     "tools": [
                         tool.describe()
                         for tool_name, tool in sorted(self.tools.items())
@@ -250,26 +324,86 @@ class PluginHost:
         return out
 
 
-def build_plugin_host(plugins_file: Path, *, extra: list[object] | None = None) -> PluginHost:
+def _cause(exc: BaseException) -> str:
+    """An exception as one line: its type and its message's first line."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+
+
+def _validated(model: type[T], raw: object, source: str, kind: str) -> T:
+    """*raw* as a *model* (a spec or a dict), or a one-line error naming the plugin."""
+    if isinstance(raw, model):
+        return raw
+    try:
+        return model.model_validate(raw)  # type: ignore[attr-defined, no-any-return]
+    except ValueError as exc:
+        raise PluginError(f"plugin {source} registered an invalid {kind}: {_cause(exc)}") from None
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginError(f"plugin {name or plugin!r} cannot be registered: {_cause(exc)}") from exc
+
+
+def _entry_points(select: bool | Collection[str]) -> Iterator[importlib.metadata.EntryPoint]:
+    """The installed ``quartet.plugins`` entry points *select* asks for, by name."""
+    if select is False:
+        return
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if select is True or entry_point.name in select:
+            yield entry_point
+
+
+def build_plugin_host(
+    plugins_file: Path,
+    *,
+    extra: list[object] | None = None,
+    entry_points: bool | Collection[str] = True,
+    trace: bool = False,
+) -> PluginHost:
     """Create the plugin manager: built-ins, ``plugins.toml``, entry points, ``extra``.
 
-    :param extra: plugin objects to register last (tests use this).
-    :raises PluginError: a listed module cannot be imported, or registrations clash.
+    :param extra: plugin objects to register last (tests use this). One that
+        is already loaded (an installed entry point) is not registered again.
+    :param entry_points: load every installed ``quartet.plugins`` entry point
+        (``True``), none, or those of the given names.
+    :param trace: log every hook call (``QUARTET_TRACE_PLUGINS``).
+    :raises PluginError: a plugin cannot be imported or registered, or its
+        registrations clash; the message is one line naming the plugin.
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+    pm = make_plugin_manager()
     for module_name in (*BUILTIN_PLUGINS, *read_plugins_file(plugins_file)):
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise PluginError(f"plugin module {module_name!r} cannot be imported: {exc}") from exc
-        pm.register(module, name=module_name)
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:
+            raise PluginError(f"plugin {module_name} cannot be imported: {_cause(exc)}") from exc
+        _register(pm, module, module_name)
+    packages: dict[str, str] = {}
+    for entry_point in _entry_points(entry_points):
+        if pm.get_plugin(entry_point.name) is not None:
+            continue
+        dist = entry_point.dist
+        package = f"{dist.name} {dist.version}" if dist is not None else entry_point.value
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {entry_point.name} ({package}) cannot be imported: {_cause(exc)}"
+            ) from exc
+        _register(pm, plugin, entry_point.name)
+        packages[entry_point.name] = package
     for plugin in extra or []:
-        pm.register(plugin)
+        if not pm.is_registered(plugin):
+            _register(pm, plugin, None)
     # A misspelled hookimpl fails here, loudly, instead of never being called.
-    pm.check_pending()
-    host = PluginHost(pm)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {pm.get_name(exc.plugin)}: {_cause(exc)}") from exc
+    host = PluginHost(pm, trace=trace)
+    host.packages = packages
     host.collect_models()
     host.collect_tools()
     host.collect_experts()

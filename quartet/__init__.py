@@ -13,7 +13,8 @@ gives their tests an app, a key and a scripted model. Names not listed in
 
 from __future__ import annotations
 
-from agent.llm import (
+from plugins.hookspecs import hookimpl
+from plugins.llm import (
     ChatMessage,
     ChatModel,
     ModelError,
@@ -24,9 +25,8 @@ from agent.llm import (
     ToolCall,
     Usage,
 )
-from agent.skills import ExpertSpec, SessionContext, SkillMatch, SkillSpec
-from agent.tools import Tool, ToolContext, ToolError
-from plugins.hookspecs import hookimpl
+from plugins.skills import ExpertSpec, SessionContext, SkillMatch, SkillSpec
+from plugins.tools import Tool, ToolContext, ToolError
 
 __all__ = [
     "ChatMessage",

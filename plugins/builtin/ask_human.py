@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agent.tools import Tool, ToolContext
 from plugins.hookspecs import hookimpl
+from plugins.tools import Tool, ToolContext
 
 MAX_QUESTION_CHARS = 2_000
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.tools import Tool, ToolContext, ToolError
 from plugins.hookspecs import hookimpl
+from plugins.tools import Tool, ToolContext, ToolError
 
 MAX_EXPRESSION_CHARS = 500
 MAX_INT_BITS = 4_096

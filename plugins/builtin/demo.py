@@ -31,8 +31,8 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from agent.llm import ModelError, ModelOutput, ModelRequest, ReasoningDelta, TextDelta, ToolCall
 from plugins.hookspecs import hookimpl
+from plugins.llm import ModelError, ModelOutput, ModelRequest, ReasoningDelta, TextDelta, ToolCall
 
 # What follows "[[" in a directive. The rest, up to "]]", is found with str.find:
 # the regex r"\[\[(\w+):(.*?)\]\]" retried its lazy .*? from every "[[" and took

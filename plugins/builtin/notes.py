@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.tools import Tool, ToolContext
 from models import Note
 from plugins.hookspecs import hookimpl
+from plugins.tools import Tool, ToolContext
 
 MAX_NOTE_CHARS = 10_000
 LIST_LIMIT = 100

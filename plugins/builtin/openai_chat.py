@@ -23,7 +23,8 @@ import openai
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agent.llm import (
+from plugins.hookspecs import hookimpl
+from plugins.llm import (
     ChatMessage,
     ModelError,
     ModelOutput,
@@ -33,8 +34,6 @@ from agent.llm import (
     ToolCall,
     Usage,
 )
-from agent.protocol import ErrorCode
-from plugins.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +155,7 @@ class OpenAIChat:
                     raise StreamBroke(
                         f"the model sent nothing for {self.settings.stall_timeout_s:g} s",
                         retryable=True,
-                        code=ErrorCode.timeout,
+                        code="timeout",
                     ) from None
                 if chunk.usage is not None:
                     yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)

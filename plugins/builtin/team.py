@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from agent.llm import ModelError
-from agent.loop import TurnError
-from agent.skills import ExpertSpec, SkillName
-from agent.team import CONVENE_TOOL, MAX_TEAM
-from agent.tools import Tool, ToolContext, ToolError
 from plugins.hookspecs import hookimpl
+from plugins.skills import ExpertSpec, SkillName
+from plugins.tools import MAX_TEAM, Tool, ToolContext, ToolError
+
+CONVENE_TOOL = "convene_team"
 
 DEFAULT_EXPERTS = [
     ExpertSpec(
@@ -49,10 +48,7 @@ class ConveneTeamArgs(BaseModel):
 async def convene_team(args: ConveneTeamArgs, ctx: ToolContext) -> dict[str, object]:
     if ctx.convene is None:
         raise ToolError("an expert cannot convene a team")
-    try:
-        outcome = await ctx.convene(args.goal, list(args.experts))
-    except (TurnError, ModelError) as exc:
-        raise ToolError(str(exc)) from None
+    outcome = await ctx.convene(args.goal, list(args.experts))
     return {"team_id": outcome.team_id, "tasks_done": outcome.done, "tasks_failed": outcome.failed}
 
 

@@ -5,8 +5,8 @@ Enable it in plugins.toml (``[plugins] enabled = ["plugins.examples.weather"]``)
 
 from __future__ import annotations
 
-from agent.skills import SkillSpec
 from plugins.hookspecs import hookimpl
+from plugins.skills import SkillSpec
 
 
 @hookimpl

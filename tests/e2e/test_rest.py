@@ -234,7 +234,10 @@ def test_plugins_lists_hooks_skills_models(api_client: httpx.Client) -> None:
     body = api_client.get("/api/v1/plugins").json()
     by_name = {p["name"]: p for p in body["plugins"]}
     assert by_name["plugins.builtin.demo"]["models"] == ["demo"]
-    assert by_name["plugins.examples.weather"]["skills"] == ["weather"]
+    weather = by_name["plugins.examples.weather"]["skills"]
+    assert [(s["name"], s["keywords"]) for s in weather] == [
+        ("weather", ["weather", "forecast", "temperature"])
+    ]
     assert "match_skills" in by_name["tests.e2e.sample_plugins"]["hooks"]
     assert "register_tools" in by_name["plugins.builtin.calculator"]["hooks"]
     assert body["model"] == "demo"

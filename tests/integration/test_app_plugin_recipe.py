@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.skills import SkillMatch
 from app import create_app
 from plugins.hookspecs import hookimpl
+from plugins.skills import SkillMatch
 from settings import Settings
 
 KEY = "qk_plugin-recipe-test-key"

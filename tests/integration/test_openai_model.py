@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from pydantic import BaseModel
 
-from agent.llm import (
+from plugins.builtin.openai_chat import OpenAIChat, OpenAISettings
+from plugins.llm import (
     ChatMessage,
     ModelError,
     ModelRequest,
@@ -16,8 +17,7 @@ from agent.llm import (
     ToolCall,
     Usage,
 )
-from agent.tools import Tool
-from plugins.builtin.openai_chat import OpenAIChat, OpenAISettings
+from plugins.tools import Tool
 from tests import fake_openai
 from tests.fake_openai import FakeOpenAI, Script
 

@@ -12,9 +12,9 @@ import pytest
 from agent.connection import CLOSE_TOO_SLOW, ChatConnection
 from agent.protocol import Token
 from agent.runtime import Runtime
-from agent.skills import SessionContext
 from models import ApiKey, Session
 from plugins.manager import build_plugin_host
+from plugins.skills import SessionContext
 from settings import Settings
 
 

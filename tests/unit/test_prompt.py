@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agent.llm import ChatMessage, TextDelta, Usage
 from agent.prompt import build_messages, fit_history
-from agent.skills import SkillMatch, SkillSpec
 from models import Message
+from plugins.llm import ChatMessage, TextDelta, Usage
+from plugins.skills import SkillMatch, SkillSpec
 
 
 def msg(role: str, content: str) -> ChatMessage:

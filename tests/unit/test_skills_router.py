@@ -6,10 +6,11 @@ import pluggy
 import pytest
 
 from agent.router import Router
-from agent.skills import KeywordSkill, SessionContext, SkillMatch, SkillSpec
 from plugins import hookspecs
+from plugins.builtin.keyword_skill import KeywordSkill
 from plugins.hookspecs import hookimpl
 from plugins.manager import PluginHost
+from plugins.skills import SessionContext, SkillMatch, SkillSpec
 
 SESSION = SessionContext(session_id="s1", owner_id=1)
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.llm import ModelError, ModelOutput, ModelRequest, TextDelta, ToolCall
 from agent.protocol import ConfirmationReply
-from agent.skills import ExpertSpec, SkillSpec
 from models import Message, Note
+from plugins.llm import ModelError, ModelOutput, ModelRequest, TextDelta, ToolCall
+from plugins.skills import ExpertSpec, SkillSpec
 from tests.unit.conftest import ScriptedModel
 
 
