@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
-from agent.protocol import ErrorCode
-from agent.skills import SkillMatch
-
-if TYPE_CHECKING:
-    from agent.tools import Tool
+from plugins.skills import SkillMatch
+from plugins.tools import Tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +122,11 @@ class ModelError(Exception):
     """
 
     def __init__(
-        self, message: str, *, retryable: bool = False, code: ErrorCode = ErrorCode.model_error
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        code: Literal["model_error", "timeout"] = "model_error",
     ) -> None:
         super().__init__(message)
         self.retryable = retryable

@@ -1,20 +1,18 @@
-"""Skills: keywords plus what the agent should do when they match.
+"""Skills and experts: the types of the skill hooks (part of the plugin contract).
 
 A :class:`SkillSpec` is what a plugin's ``register_skills`` returns and what
 ``POST /api/v1/skills`` accepts. The host turns each spec into a
-:class:`KeywordSkill` plugin, so plugin skills and REST skills are matched by
-the same ``match_skills`` hook.
+:class:`plugins.builtin.keyword_skill.KeywordSkill` plugin, so plugin skills
+and REST skills are matched by the same ``match_skills`` hook, whose answer
+is a list of :class:`SkillMatch`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
-from plugins.hookspecs import hookimpl
 
 SkillName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -78,44 +76,3 @@ class SkillMatch(BaseModel):
     instructions: str = ""
     tools: list[str] = Field(default_factory=list)
     experts: list[ExpertSpec] = Field(default_factory=list)
-
-
-def keyword_pattern(keyword: str) -> re.Pattern[str]:
-    # Whole words, case-insensitive; \b would fail on keywords that start or end
-    # with punctuation, so look for "not a word character" on both sides instead.
-    return re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.IGNORECASE)
-
-
-class KeywordSkill:
-    """A plugin that matches one skill's keywords against each message.
-
-    :param owner_id: the API key the skill belongs to, or ``None`` for a skill
-        every session may use (plugin skills).
-    """
-
-    def __init__(self, spec: SkillSpec, *, source: str, owner_id: int | None = None) -> None:
-        self.spec = spec
-        self.source = source
-        self.owner_id = owner_id
-        self._patterns = [(kw, keyword_pattern(kw)) for kw in dict.fromkeys(spec.keywords)]
-
-    def match(self, message: str) -> SkillMatch | None:
-        matched = [kw for kw, pattern in self._patterns if pattern.search(message)]
-        if not matched:
-            return None
-        return SkillMatch(
-            skill=self.spec.name,
-            matched=matched,
-            score=round(len(matched) / len(self._patterns), 4),
-            source=self.source,
-            instructions=self.spec.instructions,
-            tools=self.spec.tools,
-            experts=self.spec.experts,
-        )
-
-    @hookimpl
-    def match_skills(self, message: str, session: SessionContext) -> list[SkillMatch] | None:
-        if self.owner_id is not None and self.owner_id != session.owner_id:
-            return None
-        found = self.match(message)
-        return [found] if found else None

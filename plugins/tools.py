@@ -13,17 +13,16 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
-from agent.skills import SessionContext
-
-if TYPE_CHECKING:
-    from agent.team import TeamOutcome
+from plugins.skills import SessionContext
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_TOOL_TIMEOUT_S = 30.0
+#: The most experts one team has; more named ones are left out.
+MAX_TEAM = 8
 
 
 class ToolError(Exception):
@@ -35,11 +34,23 @@ class ToolError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class TeamOutcome:
+    """How a team convened by :attr:`ToolContext.convene` ended."""
+
+    team_id: str
+    synthesis: str
+    done: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
 class ToolContext:
     """What a running tool knows about its turn, and how it reaches the human.
 
-    ``convene`` runs a team of experts for the turn (the ``convene_team``
-    tool); it is ``None`` inside an expert, since experts do not convene teams.
+    ``convene(goal, experts)`` runs a team of at most :data:`MAX_TEAM` experts
+    for the turn (the ``convene_team`` tool) and raises :class:`ToolError` when
+    the team fails; its synthesis becomes the turn's answer. It is ``None``
+    inside an expert, since experts do not convene teams.
     """
 
     session: SessionContext
@@ -104,5 +115,6 @@ class Tool:
             "description": self.description,
             "parameters": self.parameters,
             "requires_confirmation": self.requires_confirmation,
+            "confirmation_reason": self.confirmation_reason,
             "timeout_s": self.timeout_s,
         }
