@@ -26,7 +26,8 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# PostgreSQL for the tests that need a real one (apt, as root; they skip loudly otherwise).
+# PostgreSQL, Redis and Debian's chromium (for tests/browser, through Playwright) for
+# the tests that need them (apt, as root; they skip loudly otherwise).
 services:
 	sh scripts/install-services.sh
 

@@ -268,3 +268,30 @@ async def test_a_375_px_viewport_has_no_horizontal_scroll(browsing: Browsing) ->
     )
     assert overflow <= 0
     await browsing.shot(page, "narrow")
+
+
+async def test_a_dropped_socket_reconnects_without_losing_or_doubling_text(
+    browsing: Browsing,
+) -> None:
+    page = await browsing.new_page()
+    sockets = []
+
+    def through(route) -> None:
+        # Playwright stands between the page and the server, so the test can cut the line.
+        route.connect_to_server()
+        sockets.append(route)
+
+    await page.route_web_socket(re.compile(r"/api/v1/chat/ws/"), through)
+    await start_chat(browsing, page)
+    log = page.get_by_role("log")
+    await send(page, "[[slow:100]] one two three four five six seven eight nine ten")
+    await expect(log).to_contain_text("You said: one two")
+    await sockets[-1].close(code=4000, reason="cut by the test")
+    await expect(page.get_by_role("status")).to_contain_text("reconnecting")
+    await browsing.shot(page, "1-dropped")
+    await expect(page.get_by_role("status")).to_have_text("Connected")
+    answer = "You said: one two three four five six seven eight nine ten"
+    await expect(log.get_by_text(answer, exact=True)).to_have_count(1)
+    assert len(sockets) == 2
+    assert re.search(r"last_seq=[1-9]", sockets[-1].url), sockets[-1].url
+    await browsing.shot(page, "2-resumed")
