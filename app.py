@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from quart import Quart
 from quart_schema import QuartSchema
 
+import cli
 from agent.runtime import Runtime
 from blueprints import chat, health, json_body, keys, plugins, sessions, skills, ui
 from blueprints.errors import register_error_handlers
@@ -39,6 +40,7 @@ def create_app(
     app.after_serving(runtime.shutdown)
     register_error_handlers(app)
     json_body.init_app(app)
+    cli.init_app(app)
     for blueprint in (health.bp, keys.bp, sessions.bp, skills.bp, plugins.bp, chat.bp, ui.bp):
         app.register_blueprint(blueprint)
     return app

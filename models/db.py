@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tortoise import Tortoise, connections
@@ -43,11 +44,15 @@ async def init_db(database_url: str) -> None:
     The context is made the process-wide fallback because hypercorn serves
     requests in tasks that do not inherit the startup task's context.
     """
-    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
-        Path(database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    _make_sqlite_dir(database_url)
     config = tortoise_config(database_url)
     await Tortoise.init(config=config, _enable_global_fallback=True)
     await migrate(config)
+
+
+def _make_sqlite_dir(database_url: str) -> None:
+    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
+        Path(database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
 
 
 async def migrate(config: dict) -> None:
@@ -106,3 +111,28 @@ async def close_db() -> None:
 
 #: For the ``tortoise`` CLI: ``python -m tortoise -c models.db.TORTOISE_ORM makemigrations``.
 TORTOISE_ORM = tortoise_config("sqlite://./data/quartet.db")
+
+
+async def connect_db(database_url: str) -> None:
+    """Connect without migrating (for commands that only read the migration state)."""
+    _make_sqlite_dir(database_url)
+    await Tortoise.init(config=tortoise_config(database_url))
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """Which of ``models/migrations`` a database has had, and which it lacks."""
+
+    applied: list[str]
+    pending: list[str]
+
+
+async def migration_state(database_url: str) -> MigrationState:
+    """The migration state of the connected database (see :func:`connect_db`)."""
+    executor = MigrationExecutor(connections.get("default"), tortoise_config(database_url)["apps"])
+    applied = await executor.recorder.applied_migrations()
+    plan = await executor.plan()
+    return MigrationState(
+        applied=[key.name for key in applied],
+        pending=[step.migration.name for step in plan if not step.backward],
+    )
