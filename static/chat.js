@@ -147,6 +147,7 @@
       await openSession(wanted, { push: false });
     } else {
       setStatus("Key accepted: open a session or start a new one");
+      ui.newSession.focus();
     }
   }
 
@@ -172,8 +173,10 @@
   }
 
   async function newSession() {
-    const now = new Date();
-    const title = `Chat ${now.toLocaleDateString()} ${now.toLocaleTimeString()}`;
+    const time = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    const taken = new Set(state.sessions.map((s) => s.title));
+    let title = `Chat ${time}`;
+    for (let n = 2; taken.has(title); n += 1) title = `Chat ${time} (${n})`;
     try {
       const session = await api("POST", "/sessions", { title });
       state.sessions.unshift(session);
@@ -227,6 +230,7 @@
     renderSessions();
     ui.message.disabled = false;
     ui.send.disabled = false;
+    ui.message.focus();
     connectSocket();
   }
 
@@ -509,6 +513,8 @@
       renderMarkdown(turn.answer, turn.text);
       endTurn(turn);
       scrollToEnd();
+      // The user's row may have been written after this turn's first frame.
+      if (!turn.user.textContent) fillUserTextSoon();
     },
     confirmation_request(f) {
       if (state.requests.has(f.request_id)) return;

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from tests.browser.conftest import Browsing
@@ -239,10 +240,15 @@ async def test_sessions_can_be_opened_and_deleted(browsing: Browsing) -> None:
     await expect(page).to_have_url(first_url)
     await expect(page.get_by_role("log")).to_contain_text("You said: in the first session")
     await page.goto(second_url)
+    await expect(page.get_by_role("status")).to_have_text("Connected")
     delete = nav.get_by_role("button", name=re.compile("^Delete"))
     count = await delete.count()
-    await delete.first.click()
+    assert count >= 2
+    title = await page.get_by_role("heading", level=2).last.text_content()
+    await nav.get_by_role("button", name=f"Delete {title}").click()
     await expect(delete).to_have_count(count - 1)
+    await expect(page.get_by_role("status")).to_have_text("No session open")
+    await expect(page).not_to_have_url(re.compile("session="))
     await browsing.shot(page, "session-deleted")
 
 
@@ -295,3 +301,18 @@ async def test_a_dropped_socket_reconnects_without_losing_or_doubling_text(
     assert len(sockets) == 2
     assert re.search(r"last_seq=[1-9]", sockets[-1].url), sockets[-1].url
     await browsing.shot(page, "2-resumed")
+
+
+async def test_a_matched_skill_shows_as_a_badge(browsing: Browsing) -> None:
+    response = httpx.put(
+        f"{browsing.server.base_url}/api/v1/skills/trip",
+        headers={"X-API-Key": browsing.server.api_key},
+        json={"keywords": ["Paris"], "description": "Trips"},
+    )
+    assert response.status_code in (200, 201), response.text
+    page = await start_chat(browsing)
+    log = page.get_by_role("log")
+    await send(page, "Plan a trip to Paris")
+    await expect(log).to_contain_text("You said: Plan a trip to Paris")
+    await expect(log.get_by_text(re.compile(r"^Skill trip · \d\.\d\d$"))).to_be_visible()
+    await browsing.shot(page, "skill-badge")
