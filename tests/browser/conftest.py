@@ -148,3 +148,14 @@ async def browsing(
     yield Browsing(context, ui_server, watch, name)
     await context.close()
     assert watch.page_errors == [], watch.page_errors
+
+
+@pytest.fixture(scope="module")
+def hasty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuartetServer]:
+    """A server whose confirmations and questions time out after a second and a half."""
+    server = QuartetServer(
+        tmp_path_factory.mktemp("quartet-hasty"),
+        env={"QUARTET_MODEL": "demo", "QUARTET_CONFIRMATION_TIMEOUT_S": "1.5"},
+    ).start()
+    yield server
+    server.stop()

@@ -6,6 +6,7 @@ names); each test saves a screenshot of each state under tests/browser/screensho
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import Browsing
+from tests.e2e.server import QuartetServer
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -316,3 +318,29 @@ async def test_a_matched_skill_shows_as_a_badge(browsing: Browsing) -> None:
     await expect(log).to_contain_text("You said: Plan a trip to Paris")
     await expect(log.get_by_text(re.compile(r"^Skill trip · \d\.\d\d$"))).to_be_visible()
     await browsing.shot(page, "skill-badge")
+
+
+async def test_cancelled_and_timed_out_requests_show_their_outcome(
+    browsing: Browsing, hasty_server: QuartetServer
+) -> None:
+    page = await start_chat(browsing)
+    log = page.get_by_role("log")
+    await send(page, 'Save [[tool:save_note {"text":"c"}]]')
+    await expect(page.get_by_role("button", name="Approve")).to_be_visible()
+    await page.get_by_role("button", name="Stop").click()
+    await expect(log).to_contain_text("Cancelled: not run")
+    await expect(log).to_contain_text("Stopped")
+    await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    await browsing.shot(page, "1-cancelled")
+
+    hasty = dataclasses.replace(browsing, server=hasty_server)
+    page = await start_chat(hasty, await hasty.new_page())
+    log = page.get_by_role("log")
+    await send(page, 'Late [[tool:save_note {"text":"t"}]] [[ask:Anyone?]]')
+    await expect(log).to_contain_text("Timed out: not run")
+    await expect(log).to_contain_text("Anyone?")
+    await expect(log).to_contain_text("Not answered")
+    await expect(log).to_contain_text("You said: Late")
+    await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    await expect(page.get_by_role("textbox", name="Answer")).to_have_count(0)
+    await browsing.shot(page, "2-timed-out")
