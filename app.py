@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import logging
-
 from pydantic import ValidationError
 from quart import Quart
-from quart_schema import QuartSchema
 
 import cli
+from agent import logs
 from agent.runtime import Runtime
-from blueprints import chat, health, json_body, keys, plugins, sessions, skills, ui
+from blueprints import (
+    apidocs,
+    chat,
+    health,
+    json_body,
+    keys,
+    metrics,
+    plugins,
+    sessions,
+    skills,
+    ui,
+)
 from blueprints.errors import register_error_handlers
 from plugins.manager import build_plugin_host
 from settings import Settings
@@ -28,14 +37,15 @@ def create_app(
     app = Quart(__name__)
     # Bodies larger than this are refused with 413 before they are read.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    QuartSchema(
-        app,
-        info={"title": "Quartet", "version": "1"},
-        security_schemes={"key": {"type": "apiKey", "name": "X-API-Key", "in_": "header"}},
-        security=[{"key": []}],
-    )
+    apidocs.init_app(app)
     runtime = Runtime(settings, build_plugin_host(settings.plugins_file, extra=extra_plugins))
     app.extensions["quartet"] = runtime
+
+    async def configure_logging() -> None:
+        logs.configure(settings.log_format, settings.log_level)
+
+    # Logging is set up when serving starts, not on import: commands and tests keep theirs.
+    app.before_serving(configure_logging)
     app.before_serving(runtime.startup)
     app.after_serving(runtime.shutdown)
     register_error_handlers(app)
@@ -43,12 +53,8 @@ def create_app(
     cli.init_app(app)
     for blueprint in (health.bp, keys.bp, sessions.bp, skills.bp, plugins.bp, chat.bp, ui.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(metrics.bp)
     return app
-
-
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-# hypercorn logs through its own handlers; stop its records being printed twice.
-logging.getLogger("hypercorn").propagate = False
 
 
 def serving_app() -> Quart:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -138,6 +139,16 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest REST request body; a larger one gets 413 before it is read.",
     )
+
+    metrics_access: Literal["loopback", "key", "open"] = Field(
+        default="loopback",
+        description="Who may read `GET /metrics`: `loopback` (requests from this host, or "
+        "with the admin key), `key` (the admin key only), `open` (anyone).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json`: one JSON object a line, for log collectors."
+    )
+    log_level: str = Field(default="INFO", description="The lowest level logged.")
 
     @field_validator("api_key")
     @classmethod

@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from agent import metrics
 from agent.cluster import Cluster
 from agent.eventlog import EventLog
 from agent.protocol import ServerEvent, Token, server_event_adapter
@@ -165,6 +166,7 @@ class EventBus:
         if channel is None:
             return  # nobody here listens to that session
         event = server_event_adapter.validate_json(frame)
+        metrics.relayed(event)
         if event.seq <= channel.last_seq:
             return  # already delivered, from the log
         if event.seq > channel.last_seq + 1:

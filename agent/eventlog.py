@@ -38,6 +38,7 @@ import asyncpg
 from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
+from agent import metrics
 from models import Event, Session
 
 log = logging.getLogger(__name__)
@@ -323,8 +324,11 @@ class EventLog:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
             try:
+                started = time.monotonic()
                 await self._write_head()
+                metrics.eventlog_flushed(time.monotonic() - started)
             except Exception as exc:  # the writer outlives any failure; it retries
+                metrics.eventlog_failed()
                 if self.failing_since is None:
                     self.failing_since = time.monotonic()
                     log.error("storage failed (%s); retrying the write until it succeeds", exc)

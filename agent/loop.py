@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from agent import json_limits
+from agent import json_limits, metrics
 from agent.pending import PendingRequests
 from agent.prompt import build_messages
 from agent.protocol import (
@@ -383,9 +383,13 @@ async def model_stream(
     upstream connection) at once, not when it is collected. ``stream`` may
     return any async iterator, and a plain one has no ``aclose``.
     """
+    metrics.model_called(model.name)
     stream = model.stream(request)
     try:
         yield stream
+    except ModelError:
+        metrics.model_failed(model.name)
+        raise
     finally:
         if (aclose := getattr(stream, "aclose", None)) is not None:
             await aclose()

@@ -29,6 +29,7 @@ from typing import Literal
 from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
+from agent import logs, metrics
 from agent.bus import EventBus, SessionChannel
 from agent.eventlog import StorageUnavailable
 from agent.loop import AgentLoop, TurnError
@@ -102,6 +103,7 @@ class Turn:
     def emit(self, event: ServerEvent) -> ServerEvent:
         """Publish *event* as part of this turn; it comes back numbered."""
         event.turn_id = self.id
+        metrics.turn_emitted(self.id, event)
         return self.channel.publish(event)
 
     @property
@@ -249,6 +251,8 @@ class TurnRunner:
     # ── the turn itself ──
 
     async def _run(self, turn: Turn) -> None:
+        metrics.turn_started(turn.id)
+        logs.bind(session_id=turn.session.session_id, turn_id=turn.id)
         cancelled = False
         try:
             status, error = await self._answer(turn)
@@ -425,6 +429,7 @@ class TurnRunner:
         # Publish the last frame and free the session with no await in between:
         # a client that reacts to the frame finds the session free.
         turn.emit(event)
+        metrics.turn_ended(turn.id, event, turn.usage)
         self._free(turn)
 
 

@@ -8,6 +8,7 @@ from contextlib import suppress
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, websocket
 
+from agent import logs, metrics
 from agent.connection import ChatConnection
 from agent.limits import RateLimited
 from agent.protocol import describe_validation_error
@@ -38,6 +39,7 @@ async def chat_ws(session_id: str):
     except ApiError as exc:
         return error_response(exc.code, exc.message, exc.status)
     session = await find_session(session_id, key.id)
+    logs.bind(session_id=session.id, key=key.name)
     if session is None:
         return error_response("not_found", f"no session {session_id[:SESSION_ID_CHARS]!r}", 404)
     try:
@@ -66,11 +68,13 @@ async def chat_ws(session_id: str):
             send=websocket.send,
             receive=websocket.receive,
         )
-        closing = await connection.serve(query.last_seq)
-        if closing is not None:
-            # A client too slow to keep up may read nothing more: the close frame is
-            # queued behind its backlog, and the kernel drops the TCP connection later.
-            with suppress(TimeoutError):
-                await asyncio.wait_for(websocket.close(*closing), CLOSE_WAIT_S)
+        with metrics.websocket_open() as counted:
+            closing = await connection.serve(query.last_seq)
+            if closing is not None:
+                counted.code = closing[0]
+                # A client too slow to keep up may read nothing more: the close frame is
+                # queued behind its backlog, and the kernel drops the TCP connection later.
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(websocket.close(*closing), CLOSE_WAIT_S)
     finally:
         rt.limits.sockets.close(key.id)

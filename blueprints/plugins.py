@@ -15,5 +15,6 @@ bp.before_request(load_key)
 @bp.get("")
 @document_errors(*KEYED)
 async def list_plugins() -> dict:
+    """List the loaded plugins with their hooks, skills, tools, experts and models."""
     rt = runtime()
     return {"plugins": rt.plugins.describe(), "model": rt.settings.model}

@@ -120,6 +120,7 @@ async def owned_session(session_id: str) -> Session:
 @validate_response(SessionOut, 201)
 @document_errors(400, 409, 413, *KEYED)
 async def create_session(data: SessionCreate) -> tuple[SessionOut, int]:
+    """Create a chat session owned by the calling key."""
     await check_session_quota(current_key())
     session = await Session.create(
         owner_id=current_key().id, title=data.title, metadata=data.metadata
@@ -132,6 +133,7 @@ async def create_session(data: SessionCreate) -> tuple[SessionOut, int]:
 @validate_response(SessionPage)
 @document_errors(400, *KEYED)
 async def list_sessions(query_args: PageQuery) -> SessionPage:
+    """List the calling key's sessions, newest first, a page at a time."""
     mine = Session.filter(owner_id=current_key().id)
     rows = await mine.order_by("-created_at").offset(query_args.offset).limit(query_args.limit)
     return SessionPage(
@@ -146,12 +148,14 @@ async def list_sessions(query_args: PageQuery) -> SessionPage:
 @validate_response(SessionOut)
 @document_errors(404, *KEYED)
 async def get_session(session_id: str) -> SessionOut:
+    """Read one session."""
     return SessionOut.of(await owned_session(session_id))
 
 
 @bp.delete("/<session_id>")
 @document_errors(404, *KEYED)
 async def delete_session(session_id: str) -> tuple[str, int]:
+    """Delete a session with its messages and events."""
     session = await owned_session(session_id)
     rt = runtime()
     await rt.turns.cancel_and_wait(session.id)
@@ -166,6 +170,7 @@ async def delete_session(session_id: str) -> tuple[str, int]:
 @validate_response(MessagePage)
 @document_errors(400, 404, *KEYED)
 async def list_messages(session_id: str, query_args: PageQuery) -> MessagePage:
+    """List a session's stored messages, oldest first."""
     session = await owned_session(session_id)
     msgs = Message.filter(session_id=session.id)
     rows = await msgs.order_by("id").offset(query_args.offset).limit(query_args.limit)
@@ -193,6 +198,7 @@ async def list_messages(session_id: str, query_args: PageQuery) -> MessagePage:
 @validate_response(EventPage)
 @document_errors(400, 404, *KEYED)
 async def list_events(session_id: str, query_args: EventQuery) -> EventPage:
+    """List a session's logged frames after a seq, as clients received them."""
     session = await owned_session(session_id)
     log = runtime().eventlog
     frames = await log.read(session.id, after=query_args.after, limit=query_args.limit)

@@ -106,6 +106,7 @@ async def save(spec: SkillSpec, skill: Skill | None) -> Skill:
 @validate_response(SkillOut, 201)
 @document_errors(400, 409, 413, *KEYED)
 async def create_skill(data: SkillSpec) -> tuple[SkillOut, int]:
+    """Register a keyword skill for the calling key; the same name again is 409."""
     refuse_plugin_name(data.name)
     if await Skill.exists(owner_id=current_key().id, name=data.name):
         raise Conflict(
@@ -151,6 +152,7 @@ async def put_skill(name: str, data: SkillPut) -> tuple[SkillOut, int]:
 @validate_response(SkillList)
 @document_errors(*KEYED)
 async def list_skills() -> SkillList:
+    """List the plugin skills and the calling key's REST skills."""
     items = [SkillOut.of_plugin(s) for s in runtime().plugins.plugin_skills.values()]
     items += [SkillOut.of(s) for s in await Skill.filter(owner_id=current_key().id)]
     return SkillList(items=sorted(items, key=lambda s: s.name))
@@ -160,6 +162,7 @@ async def list_skills() -> SkillList:
 @validate_response(SkillOut)
 @document_errors(404, *KEYED)
 async def get_skill(name: str) -> SkillOut:
+    """Read one skill, from a plugin or the calling key."""
     if found := plugin_skill(name):
         return found
     skill = await stored_skill(name)
@@ -171,6 +174,7 @@ async def get_skill(name: str) -> SkillOut:
 @bp.delete("/<name>")
 @document_errors(403, 404, *KEYED)
 async def delete_skill(name: str) -> tuple[str, int]:
+    """Delete one of the calling key's REST skills (plugin skills cannot be)."""
     if plugin_skill(name):
         raise Forbidden(f"skill {name!r} comes from a plugin; disable the plugin instead")
     owner_id = current_key().id
