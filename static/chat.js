@@ -30,7 +30,7 @@
     pingTimer: null,
     pongTimer: null,
     turns: new Map(), // turn_id -> Turn
-    pendingTurn: null, // a message this tab sent, before its first frame
+    pendingTurns: [], // messages this tab sent whose turn has not begun, oldest first
     activeTurnId: null,
     requests: new Map(), // request_id -> {el, kind, turn, timer}
     fillTimer: null,
@@ -238,7 +238,7 @@
     for (const request of state.requests.values()) clearInterval(request.timer);
     state.requests.clear();
     state.turns.clear();
-    state.pendingTurn = null;
+    state.pendingTurns = [];
     state.activeTurnId = null;
     state.lastSeq = 0;
     ui.log.replaceChildren();
@@ -352,9 +352,8 @@
   function turnFor(turnId) {
     let turn = state.turns.get(turnId);
     if (turn) return turn;
-    if (state.pendingTurn) {
-      turn = state.pendingTurn;
-      state.pendingTurn = null;
+    if (state.pendingTurns.length) {
+      turn = state.pendingTurns.shift();
     } else {
       turn = newTurnElement(null);
       fillUserTextSoon();
@@ -414,7 +413,7 @@
   }
 
   function updateRunning() {
-    const running = Boolean(state.activeTurnId || state.pendingTurn);
+    const running = Boolean(state.activeTurnId || state.pendingTurns.length);
     ui.stop.hidden = !running;
     ui.composer.classList.toggle("running", running);
   }
@@ -424,8 +423,7 @@
     if (!content.trim()) return;
     if (!sendFrame({ type: "message", content })) return;
     ui.message.value = "";
-    if (state.pendingTurn) state.pendingTurn.node.classList.add("ended");
-    state.pendingTurn = newTurnElement(content);
+    state.pendingTurns.push(newTurnElement(content));
     updateRunning();
   }
 
@@ -641,10 +639,9 @@
         endTurn(turn);
         return;
       }
-      if (state.pendingTurn && UNLOGGED_REFUSALS.has(f.code) && f.code !== "unknown_request") {
+      if (state.pendingTurns.length && UNLOGGED_REFUSALS.has(f.code) && f.code !== "unknown_request") {
         // The message this tab just sent was refused: no turn will come for it.
-        const turn = state.pendingTurn;
-        state.pendingTurn = null;
+        const turn = state.pendingTurns.pop();
         notice(text, "error", turn.events);
         turn.node.classList.add("ended");
         updateRunning();
