@@ -16,7 +16,7 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 async def serve_metrics() -> Response:
-    """Every ``quartet_*`` metric, for Prometheus to scrape."""
+    """Every `quartet_*` metric, in Prometheus' text format."""
     await _check_access()
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
