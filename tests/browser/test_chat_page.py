@@ -343,4 +343,5 @@ async def test_cancelled_and_timed_out_requests_show_their_outcome(
     await expect(log).to_contain_text("You said: Late")
     await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
     await expect(page.get_by_role("textbox", name="Answer")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Stop")).to_be_hidden()
     await browsing.shot(page, "2-timed-out")
