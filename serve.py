@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
@@ -35,8 +36,10 @@ import hypercorn.__main__ as hypercorn_cli
 from hypercorn.config import Config, Sockets
 from hypercorn.run import run as hypercorn_run
 from hypercorn.typing import WorkerFunc
+from prometheus_client import multiprocess
 from pydantic import ValidationError
 
+from agent import logs
 from settings import Settings
 
 log = logging.getLogger("quartet.serve")
@@ -49,7 +52,11 @@ EXIT_WORKERS_KILLED = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+        logs.configure(settings.log_format, settings.log_level)
+    except ValidationError:
+        logs.configure()  # the workers say what is wrong, in one line
     # hypercorn's CLI parses its options into a Config and ends with run(config);
     # supervise() takes run's place and keeps the CLI whole.
     hypercorn_cli.run = supervise
@@ -163,6 +170,9 @@ class Supervisor:
         """Handle a worker that ended; returns the service's exit code if it must stop."""
         worker.join()
         self.workers.remove(worker)
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Its live gauges (open WebSockets) no longer count.
+            multiprocess.mark_process_dead(worker.pid)
         code = worker.exitcode
         assert code is not None
         if self.stopping:

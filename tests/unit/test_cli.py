@@ -11,7 +11,7 @@ from quart import Quart
 
 from agent.protocol import DOCS_BEGIN, DOCS_END
 from app import create_app
-from models import ApiKey, Event, Message, Session
+from models import ApiKey, Event, Message, Session, Skill
 from models.db import close_db, init_db
 from settings import Settings
 
@@ -105,8 +105,18 @@ def test_plugins_list_shows_builtins(app: Quart) -> None:
 
 
 def test_skills_list_shows_plugin_and_rest_skills(app: Quart) -> None:
+    settings: Settings = app.extensions["quartet"].settings
+
+    async def seed() -> None:
+        await init_db(settings.database_url)
+        key = await ApiKey.create(name="author", key_hash="z" * 64, lookup_id="w" * 16)
+        await Skill.create(owner_id=key.id, name="haiku", keywords=["poem", "haiku"])
+        await close_db()
+
+    asyncio.run(seed())
     result = invoke(app, "skills", "list")
     assert result.exit_code == 0, result.output
+    assert "haiku\trest:author\tpoem, haiku" in result.output.splitlines()
 
 
 def test_sessions_export_writes_json_lines(app: Quart, tmp_path: Path) -> None:
