@@ -39,9 +39,9 @@ async def chat_ws(session_id: str):
     except ApiError as exc:
         return error_response(exc.code, exc.message, exc.status)
     session = await find_session(session_id, key.id)
-    logs.bind(session_id=session.id, key=key.name)
     if session is None:
         return error_response("not_found", f"no session {session_id[:SESSION_ID_CHARS]!r}", 404)
+    logs.bind(session_id=session.id, key=key.name)
     try:
         query = ChatQuery.model_validate(websocket.args.to_dict())
     except ValidationError as exc:
