@@ -21,24 +21,35 @@ from blueprints import (
     ui,
 )
 from blueprints.errors import register_error_handlers
-from plugins.manager import build_plugin_host
+from plugins.manager import PluginError, build_plugin_host
 from settings import Settings
 
 
 def create_app(
-    settings: Settings | None = None, *, extra_plugins: list[object] | None = None
+    settings: Settings | None = None,
+    *,
+    extra_plugins: list[object] | None = None,
+    entry_points: bool = True,
 ) -> Quart:
     """Build the app: settings, plugins, services, blueprints.
 
     :param settings: defaults to :class:`Settings` read from the environment.
     :param extra_plugins: plugin objects registered after all others (for tests).
+    :param entry_points: load the installed ``quartet.plugins`` entry points.
+    :raises PluginError: a plugin cannot be loaded; the message names it.
     """
     settings = settings or Settings()
     app = Quart(__name__)
     # Bodies larger than this are refused with 413 before they are read.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     apidocs.init_app(app)
-    runtime = Runtime(settings, build_plugin_host(settings.plugins_file, extra=extra_plugins))
+    host = build_plugin_host(
+        settings.plugins_file,
+        extra=extra_plugins,
+        entry_points=entry_points,
+        trace=settings.trace_plugins,
+    )
+    runtime = Runtime(settings, host)
     app.extensions["quartet"] = runtime
 
     async def configure_logging() -> None:
@@ -66,7 +77,10 @@ def serving_app() -> Quart:
         settings = Settings()
     except ValidationError as exc:
         raise SystemExit(f"quartet: refusing to start: {describe_settings_error(exc)}") from None
-    return create_app(settings)
+    try:
+        return create_app(settings)
+    except PluginError as exc:
+        raise SystemExit(f"quartet: refusing to start: {exc}") from None
 
 
 def describe_settings_error(exc: ValidationError) -> str:

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     team_concurrency: int = Field(
         default=3, ge=1, le=32, description="How many experts of a team work at the same time."
     )
+    trace_plugins: bool = Field(default=False, description="Log every plugin hook call.")
     page_size: int = Field(default=50, ge=1, le=500, description="Default REST page size.")
     messages_per_minute: float = Field(
         default=120,

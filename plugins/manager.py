@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import inspect
 import logging
+import os
 import reprlib
 import tomllib
 from collections.abc import Awaitable, Callable, Collection, Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
+from pydantic import BaseModel
 
 from plugins import hookspecs
 from plugins.builtin.keyword_skill import KeywordSkill
@@ -40,9 +42,13 @@ BUILTIN_PLUGINS = (
     "plugins.builtin.team",
 )
 ENTRY_POINT_GROUP = "quartet.plugins"
+#: Which installed entry-point plugins load: unset, all; else a comma-separated
+#: list of entry-point names, empty for none (as DATASETTE_LOAD_PLUGINS does).
+LOAD_PLUGINS_ENV = "QUARTET_LOAD_PLUGINS"
 REST_SKILL_PREFIX = "rest-skill:"
 
 T = TypeVar("T")
+Spec = TypeVar("Spec", bound=BaseModel)
 
 
 class PluginError(Exception):
@@ -270,7 +276,8 @@ class PluginHost:
         if base is not None and hasattr(base, "variant"):
             if not variant:
                 raise PluginError(f"model {family!r} needs a model name: {family}:MODEL_NAME")
-            selected = self._selected[name] = base.variant(variant)
+            selected: ChatModel = base.variant(variant)
+            self._selected[name] = selected
             return selected
         raise PluginError(f"model {name!r} is not registered; available: {self.model_names()}")
 
@@ -330,12 +337,12 @@ def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
-def _validated(model: type[T], raw: object, source: str, kind: str) -> T:
+def _validated(model: type[Spec], raw: object, source: str, kind: str) -> Spec:
     """*raw* as a *model* (a spec or a dict), or a one-line error naming the plugin."""
     if isinstance(raw, model):
         return raw
     try:
-        return model.model_validate(raw)  # type: ignore[attr-defined, no-any-return]
+        return model.model_validate(raw)
     except ValueError as exc:
         raise PluginError(f"plugin {source} registered an invalid {kind}: {_cause(exc)}") from None
 
@@ -348,7 +355,12 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> Non
 
 
 def _entry_points(select: bool | Collection[str]) -> Iterator[importlib.metadata.EntryPoint]:
-    """The installed ``quartet.plugins`` entry points *select* asks for, by name."""
+    """The installed ``quartet.plugins`` entry points *select* asks for, by name.
+
+    ``True`` means those :data:`LOAD_PLUGINS_ENV` names, or all when it is unset.
+    """
+    if select is True and (names := os.environ.get(LOAD_PLUGINS_ENV)) is not None:
+        select = {name.strip() for name in names.split(",") if name.strip()}
     if select is False:
         return
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -367,8 +379,9 @@ def build_plugin_host(
 
     :param extra: plugin objects to register last (tests use this). One that
         is already loaded (an installed entry point) is not registered again.
-    :param entry_points: load every installed ``quartet.plugins`` entry point
-        (``True``), none, or those of the given names.
+    :param entry_points: load the installed ``quartet.plugins`` entry points
+        (``True``: all, or those ``QUARTET_LOAD_PLUGINS`` names), none, or
+        those of the given names.
     :param trace: log every hook call (``QUARTET_TRACE_PLUGINS``).
     :raises PluginError: a plugin cannot be imported or registered, or its
         registrations clash; the message is one line naming the plugin.

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.fake_openai import FakeOpenAI
 from tests.services import PostgresServer, RedisServer
+
+# Quartet's own tests see its built-ins and the plugins they name, not whatever
+# else the venv has installed (make test installs examples/quartet-weather).
+# Servers the tests start inherit this too.
+os.environ["QUARTET_LOAD_PLUGINS"] = ""
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,7 @@
-"""Unit fixtures: an in-memory database, a scripted model, a fresh plugin host."""
+"""Unit fixtures: an in-memory database, the kit's scripted model, a fresh plugin host."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,45 +18,12 @@ from models import ApiKey, Session
 from models.auth import KeyHasher
 from models.db import close_db, init_db
 from plugins.hookspecs import hookimpl
-from plugins.llm import ModelOutput, ModelRequest
 from plugins.manager import PluginHost, build_plugin_host
 from plugins.skills import SessionContext
+from quartet.testing import ScriptedModel
 
 #: Keys issued by unit tests are hashed with this secret.
 TEST_KEYS = KeyHasher(b"unit-test-server-secret")
-
-
-class ScriptedModel:
-    """A model that plays back queued outputs and records every request.
-
-    A script item may be a model output, an exception to raise, or an
-    ``asyncio.Event`` to wait for (to hold a turn open).
-    """
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.scripts: list[list[object]] = []
-        self.history: list[ModelRequest] = []
-
-    def enqueue(self, items: list[object]) -> None:
-        self.scripts.append(items)
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelOutput]:
-        self.history.append(request)
-        async for output in self.play(self.scripts.pop(0)):
-            yield output
-
-    @staticmethod
-    async def play(items: list[object]) -> AsyncIterator[ModelOutput]:
-        """Yield a script's outputs, raising its exceptions and waiting for its events."""
-        for item in items:
-            if isinstance(item, BaseException):
-                raise item
-            if isinstance(item, asyncio.Event):
-                await item.wait()
-                continue
-            yield item  # type: ignore[misc]
 
 
 class ScriptedModelPlugin:

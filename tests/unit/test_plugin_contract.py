@@ -15,7 +15,7 @@ from agent.loop import model_stream
 from plugins.hookspecs import hookimpl
 from plugins.llm import ModelRequest, TextDelta
 from plugins.manager import PluginError, build_plugin_host
-from plugins.skills import ExpertSpec, SkillSpec
+from plugins.skills import ExpertSpec, SessionContext, SkillSpec
 from plugins.tools import Tool
 
 
@@ -88,6 +88,7 @@ def test_a_plugin_that_fails_to_register_is_named_in_one_line(tmp_path: Path) ->
 
 def fake_entry_points(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     """Pretend an installed package declares a ``quartet.plugins`` entry point."""
+    monkeypatch.delenv("QUARTET_LOAD_PLUGINS", raising=False)
     point = importlib.metadata.EntryPoint(name=name, value=value, group="quartet.plugins")
 
     def entry_points(**params: str) -> list[importlib.metadata.EntryPoint]:
@@ -120,6 +121,16 @@ def test_entry_points_can_be_left_out(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "gone" not in dict(
         build_plugin_host(tmp_path / "none.toml", entry_points=False).pm.list_name_plugin()
     )
+
+
+def test_quartet_load_plugins_names_the_entry_points_to_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_entry_points(monkeypatch, "examples", "plugins.examples.weather")
+    monkeypatch.setenv("QUARTET_LOAD_PLUGINS", "other, examples")
+    assert "weather" in build_plugin_host(tmp_path / "none.toml").plugin_skills
+    monkeypatch.setenv("QUARTET_LOAD_PLUGINS", "")
+    assert "weather" not in build_plugin_host(tmp_path / "none.toml").plugin_skills
 
 
 class PlainStream:
@@ -157,3 +168,55 @@ async def test_a_generator_stream_is_closed_when_the_round_ends_early() -> None:
     async with model_stream(model, ModelRequest(messages=[])) as outputs:
         await anext(outputs)
     assert closed == [True]
+
+
+class Trips:
+    @hookimpl
+    def register_skills(self) -> list[SkillSpec]:
+        return [SkillSpec(name="trips", keywords=["trip", "journey"])]
+
+
+async def test_tracing_logs_every_hook_call_with_plugin_arguments_and_result(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="plugins.manager")
+    host = build_plugin_host(tmp_path / "none.toml", extra=[Trips()], trace=True)
+    assert "hook register_skills() in " in caplog.text and "name='trips'" in caplog.text
+    caplog.clear()
+    session = SessionContext(session_id="s1", owner_id=1)
+    await host.call_each("match_skills", message="a trip", session=session)
+    assert "hook match_skills(message='a trip', session=SessionContext(" in caplog.text
+    assert "in skill:trips -> [SkillMatch(skill='trips'" in caplog.text
+
+
+def test_no_trace_unless_asked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="plugins.manager")
+    build_plugin_host(tmp_path / "none.toml", extra=[Trips()])
+    assert "hook register_skills" not in caplog.text
+
+
+def test_quartet_trace_plugins_turns_tracing_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import create_app
+    from settings import Settings
+
+    monkeypatch.setenv("QUARTET_TRACE_PLUGINS", "1")
+    app = create_app(Settings(data_dir=tmp_path, plugins_file=tmp_path / "none.toml"))
+    assert app.extensions["quartet"].plugins.trace is True
+
+
+def test_the_plugins_listing_shows_keywords_and_confirmation_reasons(tmp_path: Path) -> None:
+    host = build_plugin_host(tmp_path / "none.toml", extra=[Trips()], entry_points=False)
+    listed = {p["name"]: p for p in host.describe()}
+    trips = next(p for p in listed.values() if p["skills"])
+    assert trips["skills"][0] | {} == {
+        "name": "trips",
+        "keywords": ["trip", "journey"],
+        "description": "",
+        "tools": [],
+    }
+    save_note = next(
+        t for t in listed["plugins.builtin.notes"]["tools"] if t["name"] == "save_note"
+    )
+    assert save_note["confirmation_reason"].startswith("Saving a note writes")
