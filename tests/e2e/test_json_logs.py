@@ -48,3 +48,32 @@ async def test_a_failing_tool_is_logged_as_json_with_session_turn_and_key(tmp_pa
     assert record["key"] == "admin"
     assert server.api_key not in json.dumps(record)
     assert "broken on purpose" in record["exc"]
+
+
+def test_client_mistakes_log_no_traceback(tmp_path: Path) -> None:
+    server = QuartetServer(tmp_path / "data", env={"QUARTET_LOG_FORMAT": "json"}).start()
+    try:
+        with httpx.Client(base_url=server.base_url, headers={"X-API-Key": server.api_key}) as api:
+            bad = [
+                api.post("/api/v1/sessions", content=b"{not json"),
+                api.post(
+                    "/api/v1/sessions",
+                    content=b"\xff\xfe",
+                    headers={"Content-Type": "application/json"},
+                ),
+                api.post("/api/v1/sessions", json={"title": 5}),
+                api.post("/api/v1/skills", json={"name": "", "keywords": []}),
+                api.get("/api/v1/sessions/" + "x" * 500),
+                api.get("/api/v1/sessions", params={"limit": "many"}),
+                api.get("/api/v1/sessions", headers={"X-API-Key": "qk_wrong"}),
+                api.delete("/api/v1/skills/nope"),
+            ]
+        assert all(400 <= response.status_code < 500 for response in bad), [
+            response.status_code for response in bad
+        ]
+    finally:
+        server.stop()
+    output = server.output()
+    assert "Traceback" not in output
+    records = [json.loads(line) for line in server.lines if line.startswith("{")]
+    assert not [record for record in records if "exc" in record]
