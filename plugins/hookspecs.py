@@ -30,9 +30,10 @@ def register_skills() -> list[SkillSpec] | None:
     """Skills this plugin provides to every session.
 
     Called once at startup. Each returned spec is matched by its keywords
-    (whole words, case-insensitive) like a REST skill.
+    (whole words, case-insensitive) like a REST skill. A skill name
+    registered twice is an error.
 
-    :returns: a list of :class:`plugins.skills.SkillSpec`, or ``None``.
+    :returns: a list of :class:`quartet.SkillSpec`, or ``None``.
     """
 
 
@@ -46,7 +47,7 @@ def match_skills(message: str, session: SessionContext) -> list[SkillMatch] | No
 
     :param message: the user's message text.
     :param session: the session it was sent in.
-    :returns: a list of :class:`plugins.skills.SkillMatch`, or ``None``.
+    :returns: a list of :class:`quartet.SkillMatch`, or ``None``.
     """
 
 
@@ -61,7 +62,7 @@ def register_tools() -> list[Tool] | None:
     matched skill whose ``tools`` names some restricts the model to those;
     otherwise the model sees every tool.
 
-    :returns: a list of :class:`plugins.tools.Tool`, or ``None``.
+    :returns: a list of :class:`quartet.Tool`, or ``None``.
     """
 
 
@@ -74,7 +75,7 @@ def register_models(register: Callable[[ChatModel], None]) -> None:
 
     Called once at startup. A model has a ``name`` (what ``QUARTET_MODEL``
     selects) and an async ``stream(request)`` generator; see
-    :class:`plugins.llm.ChatModel`. A name registered twice is an error.
+    :class:`quartet.ChatModel`. A name registered twice is an error.
     """
 
 
@@ -90,7 +91,7 @@ def register_experts() -> list[ExpertSpec] | None:
     ``model`` and the ``tools`` it may call. A name registered twice is an
     error. A turn in team mode with no experts named picks among these.
 
-    :returns: a list of :class:`plugins.skills.ExpertSpec`, or ``None``.
+    :returns: a list of :class:`quartet.ExpertSpec`, or ``None``.
     """
 
 

@@ -141,6 +141,10 @@ class ChatModel(Protocol):
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelOutput]:
         """Yield the answer as it is produced. Raise :class:`ModelError` on failure.
 
+        It may return any async iterator; an ``async def`` generator is the
+        simplest, and one with ``aclose`` is closed as soon as the round ends
+        (when a turn is cancelled, for instance).
+
         Yielding :class:`ToolCall` items asks for tools: when the stream ends,
         the loop runs them and calls ``stream`` again with their results. A
         :class:`Usage` item reports the tokens the round consumed.
