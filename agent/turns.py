@@ -377,6 +377,9 @@ class TurnRunner:
                 session_id, f"closing-{turn_id}"
             ):
                 continue  # alive on another process, or being closed by one
+            if self.cluster is not None and await Message.exists(role="assistant", turn_id=turn_id):
+                self.cluster.release(session_id, 0)  # it ended while this process waited
+                continue
             closed += 1
             frames = [
                 json.loads(frame)
