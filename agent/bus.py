@@ -184,6 +184,22 @@ class EventBus:
         for missed in await self.log.read(channel.session_id, after=channel.last_seq, upto=seq - 1):
             channel.relay(server_event_adapter.validate_json(missed), missed)
 
+    async def catch_up(self) -> None:
+        """After this process was cut off from Redis: deliver, from the log, what its
+        clients missed of turns on other processes (up to each session's last seq)."""
+        for channel in list(self._channels.values()):
+            if not channel.subscribers:
+                continue
+            session_id = channel.session_id
+            last_seq = await self.last_seq(session_id)
+            if last_seq <= channel.last_seq:
+                continue
+            await self.log.wait_stored(session_id, last_seq)
+            for missed in await self.log.read(session_id, after=channel.last_seq, upto=last_seq):
+                event = server_event_adapter.validate_json(missed)
+                if event.seq > channel.last_seq:  # not meanwhile relayed, or numbered here
+                    channel.relay(event, missed)
+
     def release(self, session_id: str, *, busy: bool) -> None:
         """Forget an idle channel; its seq is recovered from the log next time."""
         channel = self._channels.get(session_id)

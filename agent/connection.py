@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agent.bus import Outgoing, SessionChannel, Subscriber, coalesce
+from agent.eventlog import StorageUnavailable
 from agent.limits import RateLimited
 from agent.protocol import (
     Cancel,
@@ -163,6 +164,9 @@ class ChatConnection:
                 self._reply(Error(code=exc.code, message=exc.message))
             except TurnRejected as exc:
                 self._reply(Error(code=exc.code, message=exc.message, retryable=exc.retryable))
+            except StorageUnavailable as exc:
+                # Redis away (a cancel or a reply for a turn on another process).
+                self._reply(Error(code=ErrorCode.unavailable, message=str(exc), retryable=True))
             except RateLimited as exc:
                 self._reply(
                     Error(

@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.bus import EventBus
 from agent.cluster import Cluster
-from agent.eventlog import EventLog
+from agent.eventlog import EventLog, StorageUnavailable
 from agent.keys import KeyStore
 from agent.limits import KeyLimits
 from agent.loop import AgentLoop
@@ -30,6 +30,9 @@ from plugins.skills import SkillSpec
 from settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: How long a reply to a request sent by another process waits for its row to be stored.
+REQUEST_PATIENCE_S = 1.0
 
 
 class Runtime:
@@ -69,7 +72,7 @@ class Runtime:
         await self._bootstrap_admin_key()
         if self.cluster is not None:
             # Joined before the skills are read: a change made meanwhile still arrives.
-            await self.cluster.start(self.bus.relay, self._on_control)
+            await self.cluster.start(self.bus.relay, self._on_control, self.bus.catch_up)
         async for skill in Skill.all():
             self.plugins.register_rest_skill(skill.owner_id, skill_spec(skill))
         await self.turns.close_interrupted()
@@ -102,15 +105,26 @@ class Runtime:
         except ProtocolError as exc:
             if self.cluster is None or exc.code is not ErrorCode.unknown_request:
                 raise
-            row = await PendingRequest.get_or_none(
-                id=reply.request_id, session_id=session_id, status=RequestStatus.open
-            )
-            if row is None:
+            row = await self._stored_request(session_id, reply.request_id)
+            if row is None or row.status != RequestStatus.open:
                 raise
             check_reply_kind(row.kind, reply)
         await self.cluster.control(
             "reply", session_id=session_id, frame=reply.model_dump(mode="json")
         )
+
+    async def _stored_request(self, session_id: str, request_id: str) -> PendingRequest | None:
+        """The request's row. The process that sent the request writes it behind the
+        frame: a client here that answers at once can ask before it is stored."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REQUEST_PATIENCE_S
+        while (
+            row := await PendingRequest.get_or_none(id=request_id, session_id=session_id)
+        ) is None:
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(max(self.settings.event_flush_interval_s, 0.01))
+        return row
 
     async def skill_changed(self, owner_id: int, name: str) -> None:
         """Tell the other processes to reload a REST skill."""
@@ -144,6 +158,8 @@ class Runtime:
             await asyncio.sleep(self.settings.turn_lease_s)
             try:
                 await self.turns.close_interrupted()
+            except StorageUnavailable:
+                pass  # Redis or the database is away (logged where it failed); next round
             except Exception:
                 log.exception("closing the turns of dead processes failed")
 

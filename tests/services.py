@@ -93,7 +93,11 @@ class PostgresServer:
 
 
 class RedisServer:
-    """``redis-server`` on a free port, with no persistence."""
+    """``redis-server`` on a free port, with no persistence.
+
+    :meth:`stop` (SIGTERM) or :meth:`kill` (SIGKILL) it, then :meth:`start` it
+    again: it comes back on the same port, empty, as a restarted Redis does.
+    """
 
     def __init__(self) -> None:
         self.binary = shutil.which("redis-server")
@@ -132,5 +136,12 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def kill(self) -> None:
+        """End it as a crash would: no shutdown, its clients' connections reset."""
+        if self.process is not None:
+            self.process.kill()
             self.process.wait(10)
             self.process = None
