@@ -48,8 +48,8 @@ T = TypeVar("T")
 #: Backoff between retries of a failed write, doubling up to the maximum.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
-#: How long a turn's start waits for its seq reservation before it is refused.
-RESERVE_PATIENCE_S = 5.0
+#: How long a turn waits for one of its writes before it takes storage for failing.
+WRITE_PATIENCE_S = 5.0
 #: How long a read waits for queued frames to be written before it reads what is stored.
 READ_PATIENCE_S = 2.0
 
@@ -144,16 +144,11 @@ class EventLog:
         self._wake.set()
         return done
 
-    async def write(self, run: Callable[[], Awaitable[T]], *, timeout_s: float | None = None) -> T:
-        """:meth:`submit` and wait for the result; cancelling the caller does not stop it.
-
-        :raises StorageUnavailable: storage failed and *timeout_s* passed.
-        """
-        done = self.submit(run)
-        try:
-            return await asyncio.wait_for(asyncio.shield(done), timeout_s)
-        except TimeoutError:
-            raise StorageUnavailable("storage is not answering; the write is queued") from None
+    async def write(
+        self, run: Callable[[], Awaitable[T]], *, timeout_s: float | None = WRITE_PATIENCE_S
+    ) -> T:
+        """:meth:`submit` and wait for the result (:func:`written`)."""
+        return await written(self.submit(run), timeout_s)
 
     async def room(self) -> None:
         """Wait while too many frames are unwritten, so the log never falls far behind.
@@ -208,7 +203,7 @@ class EventLog:
             self._reserved[session_id] = start + self.seq_block
             return start
 
-        return await self.write(run, timeout_s=RESERVE_PATIENCE_S)
+        return await self.write(run)
 
     def settle(self, session_id: str, last_seq: int) -> None:
         """Give back the unused part of a finished turn's reservation.
@@ -431,6 +426,17 @@ def is_storage_failure(exc: BaseException) -> bool:
         isinstance(exc, asyncpg.PostgresError)
         and getattr(exc, "sqlstate", "")[:2] in ("53", "57", "58", "08")
     )
+
+
+async def written(done: asyncio.Future[T], timeout_s: float | None = WRITE_PATIENCE_S) -> T:
+    """The result of a queued write; cancelling the caller does not stop the write.
+
+    :raises StorageUnavailable: storage failed and *timeout_s* passed.
+    """
+    try:
+        return await asyncio.wait_for(asyncio.shield(done), timeout_s)
+    except TimeoutError:
+        raise StorageUnavailable("storage is not answering; the write is queued") from None
 
 
 async def _nothing() -> None:

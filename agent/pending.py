@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from agent.turns import Turn
 
 Reply = ConfirmationReply | HumanReply
-#: How long opening a request waits for storage before the turn ends with ``unavailable``.
-STORE_PATIENCE_S = 5.0
 REPLY_FRAME = {RequestKind.confirmation: "confirmation_reply", RequestKind.question: "human_reply"}
 
 
@@ -166,8 +164,7 @@ class PendingRequests:
                     else request.question,
                     timeout_s=self.timeout_s,
                     **row,
-                ),
-                timeout_s=STORE_PATIENCE_S,
+                )
             )
             try:
                 return await asyncio.wait_for(future, self.timeout_s)

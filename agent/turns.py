@@ -31,7 +31,7 @@ from tortoise.transactions import in_transaction
 
 from agent import logs, metrics
 from agent.bus import EventBus, SessionChannel
-from agent.eventlog import StorageUnavailable
+from agent.eventlog import StorageUnavailable, written
 from agent.loop import AgentLoop, TurnError
 from agent.protocol import Error as ErrorEvent
 from agent.protocol import ErrorCode, FinalAnswer, ServerEvent, TeamDissolved
@@ -43,8 +43,6 @@ from plugins.skills import SessionContext
 log = logging.getLogger(__name__)
 
 HISTORY_MESSAGES = 50
-#: How long a turn's ending waits for storage before it ends with ``unavailable``.
-STORE_PATIENCE_S = 5.0
 #: How long a message waits for a turn it cancelled on another process to end.
 CANCEL_PATIENCE_S = 5.0
 
@@ -75,6 +73,10 @@ class TurnRejected(Exception):
         self.message = message
         #: Sending the same frame again later may succeed.
         self.retryable = code is ErrorCode.unavailable
+
+
+def storage_failing() -> TurnRejected:
+    return TurnRejected(ErrorCode.unavailable, "storage is failing; send the message again shortly")
 
 
 @dataclass
@@ -144,9 +146,7 @@ class TurnRunner:
         if session_id in self._active:
             raise TurnRejected(ErrorCode.busy, "a turn is already running in this session")
         if not self.bus.log.healthy:
-            raise TurnRejected(
-                ErrorCode.unavailable, "storage is failing; send the message again shortly"
-            )
+            raise storage_failing()
         turn = Turn(
             id=uuid.uuid4().hex, session=session, content=content, channel=channel, mode=mode
         )
@@ -157,9 +157,7 @@ class TurnRunner:
             channel.last_seq = await self.bus.log.reserve(session_id, channel.last_seq)
         except StorageUnavailable:
             self._free(turn)
-            raise TurnRejected(
-                ErrorCode.unavailable, "storage is failing; send the message again shortly"
-            ) from None
+            raise storage_failing() from None
         except BaseException:
             self._free(turn)
             raise
@@ -282,7 +280,7 @@ class TurnRunner:
         """
         try:
             assert turn.user_row is not None
-            await asyncio.wait_for(asyncio.shield(turn.user_row), STORE_PATIENCE_S)
+            await written(turn.user_row)
             await self.plugins.call_each(
                 "on_turn_start", session=turn.session, turn_id=turn.id, message=turn.content
             )
@@ -292,7 +290,7 @@ class TurnRunner:
             error = ErrorEvent(code=exc.code, message=str(exc), retryable=exc.retryable)
         except TurnError as exc:
             error = ErrorEvent(code=exc.code, message=exc.message, retryable=exc.retryable)
-        except (StorageUnavailable, TimeoutError):
+        except StorageUnavailable:
             error = unavailable_error()
         except Exception:
             log.exception("turn %s failed", turn.id)
@@ -319,8 +317,8 @@ class TurnRunner:
         )
         try:
             # Stored before the terminal frame: a client that reacts to it finds the row.
-            stored = await asyncio.wait_for(asyncio.shield(row), STORE_PATIENCE_S)
-        except (TimeoutError, StorageUnavailable):
+            stored = await written(row)
+        except StorageUnavailable:
             stored, failure = None, unavailable_error()
         except Exception:
             log.exception("storing the answer of turn %s failed", turn.id)
@@ -394,7 +392,8 @@ class TurnRunner:
                 f["content"] for f in frames if f["type"] == "token" and not f.get("expert")
             )
             await self.bus.log.write(
-                lambda: _close_rows(session_id, turn_id, partial)  # noqa: B023 (awaited here)
+                lambda: _close_rows(session_id, turn_id, partial),  # noqa: B023 (awaited here)
+                timeout_s=None,  # at start-up, or in the reaper: nobody waits on it
             )
             channel = await self.bus.channel(session_id)
             # The dead process may have sent frames it never logged (the log is

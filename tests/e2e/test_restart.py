@@ -50,13 +50,18 @@ def test_rest_skill_and_history_survive_a_restart(tmp_path: Path) -> None:
     assert frames[0]["last_seq"] > 0 and frames[1]["seq"] == frames[0]["last_seq"] + 1
 
 
-async def read_turn_until_killed(server: QuartetServer, sid: str, *, kill: bool) -> list[dict]:
-    """Start a slow turn, read some of it, then stop the server (SIGKILL or SIGTERM)."""
+async def read_turn_until_stopped(
+    server: QuartetServer, sid: str, content: str, enough, *, kill: bool = True
+) -> list[dict]:
+    """Start a turn, read until *enough* of it, then stop the server (SIGKILL or SIGTERM).
+
+    :returns: every frame the client got, up to the closed connection.
+    """
     helper = WSChatHelper(server.base_ws_url, server.api_key)
     ws, _ = await connect(helper, sid)
     async with ws:
-        await send(ws, {"type": "message", "content": "[[slow:20]] " + "word " * 300})
-        seen = await recv_until(ws, lambda f: f["type"] == "token" and f["seq"] >= 10)
+        await send(ws, {"type": "message", "content": content})
+        seen = await recv_until(ws, enough, timeout=60)
         await asyncio.to_thread(server.kill if kill else server.stop)
         try:
             while True:
@@ -71,7 +76,15 @@ def test_a_turn_stopped_by_the_server_going_down_ends_interrupted(tmp_path: Path
     server = QuartetServer(tmp_path, api_key="crash-key-0123456789").start()
     headers = {"X-API-Key": server.api_key}
     sid = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers=headers).json()["id"]
-    seen = asyncio.run(read_turn_until_killed(server, sid, kill=kill))
+    seen = asyncio.run(
+        read_turn_until_stopped(
+            server,
+            sid,
+            "[[slow:20]] " + "word " * 300,
+            lambda f: f["type"] == "token" and f["seq"] >= 10,
+            kill=kill,
+        )
+    )
 
     server = QuartetServer(tmp_path, api_key="crash-key-0123456789").start()
     try:
@@ -108,22 +121,6 @@ def test_a_turn_stopped_by_the_server_going_down_ends_interrupted(tmp_path: Path
         assert interrupted["content"] == text
 
 
-async def read_fast_turn_until_killed(server: QuartetServer, sid: str, upto_seq: int) -> list[dict]:
-    """Stream a long, fast turn; SIGKILL the server once the client has seen *upto_seq*."""
-    helper = WSChatHelper(server.base_ws_url, server.api_key)
-    ws, _ = await connect(helper, sid)
-    async with ws:
-        await send(ws, {"type": "message", "content": "[[lorem:50000]] go"})
-        seen = await recv_until(ws, lambda f: f["seq"] >= upto_seq, timeout=60)
-        await asyncio.to_thread(server.kill)
-        try:
-            while True:
-                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
-        except ConnectionClosed:
-            pass
-    return seen
-
-
 def test_kill_9_at_a_large_log_lag_loses_a_bounded_tail_and_reuses_no_seq(tmp_path: Path) -> None:
     # A flush interval far longer than the stream: only the high-water mark makes
     # the log keep up, so it alone bounds what a crash can lose.
@@ -133,7 +130,9 @@ def test_kill_9_at_a_large_log_lag_loses_a_bounded_tail_and_reuses_no_seq(tmp_pa
     server = QuartetServer(tmp_path, api_key=key, env=env).start()
     headers = {"X-API-Key": key}
     sid = httpx.post(f"{server.base_url}/api/v1/sessions", json={}, headers=headers).json()["id"]
-    seen = asyncio.run(read_fast_turn_until_killed(server, sid, upto_seq=12_000))
+    seen = asyncio.run(
+        read_turn_until_stopped(server, sid, "[[lorem:50000]] go", lambda f: f["seq"] >= 12_000)
+    )
     top_seen = max(f["seq"] for f in seen)
 
     server = QuartetServer(tmp_path, api_key=key, env=env).start()
