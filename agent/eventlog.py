@@ -73,8 +73,6 @@ class _Job:
 
     run: Callable[[], Awaitable[Any]]
     done: asyncio.Future[Any]
-    #: Retried while storage fails; ``False`` for jobs whose failure is an answer.
-    retry: bool = True
 
 
 class EventLog:
@@ -130,16 +128,16 @@ class EventLog:
         if self._unwritten >= self.high_water:
             self._wake.set()
 
-    def submit(self, run: Callable[[], Awaitable[T]], *, retry: bool = True) -> asyncio.Future[T]:
+    def submit(self, run: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         """Queue a write behind everything queued so far; the future has its result.
 
         The write happens even if nobody awaits the future. A write that fails
-        with :class:`~tortoise.exceptions.IntegrityError` (or any error when
-        *retry* is false) fails the future; other storage errors are retried.
+        with anything but a storage failure (:func:`is_storage_failure`) fails
+        the future; storage failures are retried.
         """
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         done.add_done_callback(_log_failure)
-        self._queue.append(_Job(run, done, retry))
+        self._queue.append(_Job(run, done))
         self._ensure_writer()
         self._wake.set()
         return done
@@ -328,7 +326,8 @@ class EventLog:
                     self.failing_since = time.monotonic()
                     log.error("storage failed (%s); retrying the write until it succeeds", exc)
                 self._progress.set()  # producers waiting for room learn that storage fails
-                if self._stopping and self._fail_all_on_stop():
+                if self._stopping:
+                    self._fail_all_on_stop()
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -339,7 +338,7 @@ class EventLog:
             delay = RETRY_FIRST_S
             self._progress.set()
 
-    def _fail_all_on_stop(self) -> bool:
+    def _fail_all_on_stop(self) -> None:
         """At shutdown with storage down, give up after one failed try: say what is lost."""
         lost = self._unwritten
         log.error("shutting down with storage failing: %d frames not written", lost)
@@ -348,7 +347,6 @@ class EventLog:
                 item.done.set_exception(StorageUnavailable("shut down with storage failing"))
         self._queue.clear()
         self._unwritten = 0
-        return True
 
     async def _write_head(self) -> None:
         """Write the queue's first item; it leaves the queue only once written."""
@@ -360,7 +358,7 @@ class EventLog:
             try:
                 result = await head.run()
             except Exception as exc:
-                if head.retry and is_storage_failure(exc):
+                if is_storage_failure(exc):
                     raise  # stays at the head, retried
                 self._queue.popleft()
                 head.done.set_exception(exc)
